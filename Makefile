@@ -1,0 +1,35 @@
+# flamekit: two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INV := $(BIN)/inv
+
+.PHONY: setup bootstrap demo test test-unit clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed  ## virtualenv with the pinned requirements
+
+bootstrap: setup  ## Docker engine, compose plugin, base images, async-profiler
+	$(INV) engine
+	$(INV) base-images
+	$(INV) download-profiler
+
+demo: bootstrap  ## the main job on the demo stack: ends with the report's path
+	$(INV) profile-all
+
+test: bootstrap  ## unit and integration tests (integration needs the engine)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup  ## fast tests, no Docker
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+clean:
+	-$(INV) down
+	rm -rf docker/profiling/output docs/perf/runs

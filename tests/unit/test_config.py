@@ -1,0 +1,112 @@
+"""Settings precedence: flag > INVOKE_FLAMEKIT_* env > invoke.yaml > defaults, each rung checked."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from invoke import Config
+
+import tasks
+from flamekit import config as fkconfig
+from flamekit.errors import ConfigError
+
+
+def invoke_config(tmp_path: Path, yaml_text: str | None = None, env: dict | None = None, monkeypatch=None):
+    # invoke.yaml beside tasks.py is invoke's *project* config level: below env vars.
+    # (A file given with `inv -f` is the *runtime* level, which invoke ranks above env vars.)
+    if yaml_text is not None:
+        (tmp_path / "invoke.yaml").write_text(yaml_text)
+    cfg = Config(defaults={**Config.global_defaults()}, project_location=str(tmp_path))
+    cfg.load_collection(tasks.ns.configuration())
+    cfg.load_project()
+    if env and monkeypatch:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+    cfg.load_shell_env()
+    return cfg
+
+
+def settings_of(cfg, **flags):
+    return fkconfig.build_settings(cfg.get("flamekit", {}), tasks.ROOT, **flags)
+
+
+def test_defaults_rung(tmp_path, monkeypatch):
+    s = settings_of(invoke_config(tmp_path))
+    assert s.project_name == "flamekit-demo"
+    assert s.tps == 25.0 and s.duration == 60 and s.event == "cpu"
+    assert s.compose_files == (tasks.ROOT / "docker" / "docker-compose.yml",)
+    assert s.jvm_flags == ("-XX:+PreserveFramePointer", "-XX:+UnlockDiagnosticVMOptions",
+                           "-XX:+DebugNonSafepoints")
+    assert s.profiler.version == "4.3"
+
+
+def test_yaml_beats_defaults(tmp_path, monkeypatch):
+    cfg = invoke_config(tmp_path, "flamekit:\n  project_name: shop\n  tps: 40\n"
+                                  "  jvm_services: [api, worker]\n  profiler:\n    version: '4.2'\n")
+    s = settings_of(cfg)
+    assert s.project_name == "shop"
+    assert s.tps == 40.0
+    assert s.jvm_services == ("api", "worker")
+    assert s.profiler.version == "4.2"
+    assert s.profiler.source == "auto"  # nested keys not given keep their defaults
+
+
+def test_env_beats_yaml(tmp_path, monkeypatch):
+    cfg = invoke_config(tmp_path, "flamekit:\n  project_name: shop\n  tps: 40\n",
+                        {"INVOKE_FLAMEKIT_PROJECT_NAME": "from-env", "INVOKE_FLAMEKIT_TPS": "12",
+                         "INVOKE_FLAMEKIT_JVM_SERVICES": "a,b,c",
+                         "INVOKE_FLAMEKIT_PROFILER_SOURCE": "maven"}, monkeypatch)
+    s = settings_of(cfg)
+    assert s.project_name == "from-env"
+    assert s.tps == 12.0  # invoke casts to the type of the yaml value (an int here)
+    assert s.jvm_services == ("a", "b", "c")
+    assert s.profiler.source == "maven"
+
+
+def test_flag_beats_env(tmp_path, monkeypatch):
+    cfg = invoke_config(tmp_path, None, {"INVOKE_FLAMEKIT_TPS": "12.5",
+                                         "INVOKE_FLAMEKIT_PROJECT_NAME": "from-env"}, monkeypatch)
+    s = settings_of(cfg, tps=50, project_name=None, profiler_version="4.5")
+    assert s.tps == 50.0
+    assert s.project_name == "from-env"  # None means "flag not given"
+    assert s.profiler.version == "4.5"
+    assert s.overrides == {"tps": 50, "profiler_version": "4.5"}
+
+
+def test_relative_paths_follow_project_dir(tmp_path):
+    s = fkconfig.build_settings({"project_dir": str(tmp_path), "compose_files": "a.yml, b/c.yml"}, tasks.ROOT)
+    assert s.compose_files == (tmp_path / "a.yml", tmp_path / "b" / "c.yml")
+    # outputs stay in the flamekit checkout
+    assert s.flamegraph_dir == tasks.ROOT / "docs" / "perf" / "flamegraphs"
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("event", "heap", "unknown event"),
+    ("privileges", "root", "unknown privileges"),
+    ("tps", "fast", "must be a number"),
+    ("duration", 0, "at least"),
+    ("jvm_services", "", "jvm_services is empty"),
+    ("images", "cloud", "unknown images mode"),
+    ("nonsense_key", 1, "unknown configuration key"),
+])
+def test_bad_values_are_one_clear_error(key, value, needle):
+    with pytest.raises(ConfigError) as e:
+        fkconfig.build_settings({key: value}, tasks.ROOT)
+    assert needle in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_check_service():
+    s = fkconfig.build_settings({}, tasks.ROOT)
+    assert s.check_service("order-service") == "order-service"
+    with pytest.raises(ConfigError, match="unknown service 'billing'"):
+        s.check_service("billing")
+
+
+def test_every_task_has_help_for_each_flag():
+    for name, t in tasks.ns.tasks.items():
+        assert t.__doc__, f"task {name} has no docstring"
+        import inspect
+        params = [p for p in inspect.signature(t.body).parameters if p != "c"]
+        for p in params:
+            assert p in t.help, f"task {name}: flag --{p} has no help text"

@@ -1,0 +1,82 @@
+"""Engine and image decisions with an injected runner: no Docker needed."""
+from __future__ import annotations
+
+import pytest
+
+from flamekit import engine
+from flamekit.engine import Result
+from flamekit.errors import EngineError, ImageError
+
+DEBIAN = {"ID": "debian", "VERSION_CODENAME": "bookworm"}
+
+
+class FakeRunner:
+    def __init__(self, answers):
+        self.answers = answers  # list of (prefix tuple, Result)
+        self.calls = []
+
+    def __call__(self, args, timeout=None, input=None):
+        self.calls.append(list(args))
+        for prefix, res in self.answers:
+            if tuple(args[:len(prefix)]) == prefix:
+                return res
+        return Result(0, "", "")
+
+
+def test_working_engine_is_left_alone():
+    r = FakeRunner([(("docker", "info"), Result(0, "20.10.24\n"))])
+    msg = engine.ensure_engine(r, is_root=True, release=DEBIAN, popen=lambda *a, **k: pytest.fail("started"))
+    assert "already running" in msg and "20.10.24" in msg
+    assert not any(c[0] == "apt-get" for c in r.calls)
+
+
+def test_not_root_gets_one_line_instruction():
+    r = FakeRunner([(("docker", "info"), Result(1, "", "permission denied while trying to connect"))])
+    with pytest.raises(EngineError) as e:
+        engine.ensure_engine(r, is_root=False, release=DEBIAN)
+    assert "docker group" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_non_debian_root_is_told_what_to_do():
+    r = FakeRunner([(("docker", "info"), Result(127, "", "docker: command not found"))])
+    with pytest.raises(EngineError, match="install Docker Engine"):
+        engine.ensure_engine(r, is_root=True, release={"ID": "fedora"})
+
+
+def test_debian_family():
+    assert engine.is_debian_family({"ID": "ubuntu"})
+    assert engine.is_debian_family({"ID": "pop", "ID_LIKE": "ubuntu debian"})
+    assert not engine.is_debian_family({"ID": "alpine"})
+
+
+def test_images_default_present(monkeypatch):
+    r = FakeRunner([])
+    choice = engine.ensure_images("auto", ("b:1", "r:1"), ("ob", "or"), "m", r)
+    assert choice.how == "default" and choice.compose_env() == {"FLAMEKIT_BUILD_IMAGE": "b:1",
+                                                                "FLAMEKIT_BASE_IMAGE": "r:1"}
+
+
+def test_images_fall_back_to_offline_when_pull_fails(monkeypatch):
+    r = FakeRunner([(("docker", "image", "inspect", "--format", "{{.Id}}", "b:1"), Result(1, "", "no such image")),
+                    (("docker", "pull"), Result(1, "", "dial tcp: lookup registry: no such host"))])
+    built = []
+    monkeypatch.setattr(engine, "build_offline_image", lambda kind, tag, *a, **k: built.append(tag) or 1.0)
+    choice = engine.ensure_images("auto", ("b:1", "r:1"), ("ob", "or"), "m", r)
+    assert choice.how == "offline" and (choice.build_image, choice.base_image) == ("ob", "or")
+    assert built == []  # offline images "present" per the fake runner: reused, not rebuilt
+
+
+def test_images_default_mode_fails_clearly(monkeypatch):
+    r = FakeRunner([(("docker", "image"), Result(1)), (("docker", "pull"), Result(1, "", "no such host"))])
+    with pytest.raises(ImageError) as e:
+        engine.ensure_images("default", ("b:1", "r:1"), ("ob", "or"), "m", r)
+    assert "inv base-images --offline" in str(e.value)
+
+
+def test_offline_builds_missing_images(monkeypatch):
+    r = FakeRunner([(("docker", "image"), Result(1))])
+    built = []
+    monkeypatch.setattr(engine, "build_offline_image", lambda kind, tag, *a, **k: built.append((kind, tag)) or 1.0)
+    engine.ensure_images("offline", ("b", "r"), ("ob", "or"), "m", r)
+    assert built == [("jdk", "ob"), ("jre", "or")]

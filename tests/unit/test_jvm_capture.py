@@ -1,0 +1,137 @@
+"""PID discovery, PerfData decoding, flag checks and asprof command building: no Docker."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from flamekit import capture, jvm
+from flamekit.errors import CaptureError
+
+PS = "1\tsh\tsh -c java -Xmx256m -jar app.jar\n7\tjava\tjava -Xmx256m -jar app.jar\n42\tbash\tbash\n"
+
+
+def test_java_is_found_by_name_not_the_sh_wrapper():
+    procs = jvm.parse_proc_list(PS)
+    assert [p.pid for p in procs] == [1, 7, 42]
+    assert jvm.choose_pid("order-service", procs).pid == 7
+
+
+def test_no_jvm_names_the_service():
+    with pytest.raises(CaptureError, match="no JVM .* runs in db"):
+        jvm.choose_pid("db", jvm.parse_proc_list("1\tpostgres\tpostgres\n"))
+
+
+def test_several_jvms_are_listed_unless_pid_given():
+    procs = jvm.parse_proc_list(PS + "9\tjava\tjava -cp x Other\n")
+    with pytest.raises(CaptureError) as e:
+        jvm.choose_pid("svc", procs)
+    assert "7:" in str(e.value) and "9:" in str(e.value) and "--pid" in str(e.value)
+    assert jvm.choose_pid("svc", procs, pid=9).pid == 9
+    with pytest.raises(CaptureError, match="PID 1 is not a JVM"):
+        jvm.choose_pid("svc", procs, pid=1)
+
+
+def perfdata(entries: dict, little=True) -> bytes:
+    """Build a PerfData v2 file the way HotSpot lays it out."""
+    o = "<" if little else ">"
+    body = b""
+    for name, value in entries.items():
+        nm = name.encode() + b"\0"
+        if isinstance(value, int):
+            dtype, vec, data = ord("J"), 0, struct.pack(o + "q", value)
+        else:
+            raw = value.encode() + b"\0"
+            dtype, vec, data = ord("B"), len(raw), raw
+        name_off = 20
+        data_off = (name_off + len(nm) + 7) // 8 * 8
+        entry_len = (data_off + len(data) + 7) // 8 * 8
+        e = struct.pack(o + "IIIBBBBI", entry_len, name_off, vec, dtype, 0, 0, 0, data_off)
+        e += nm + b"\0" * (data_off - 20 - len(nm)) + data
+        e += b"\0" * (entry_len - len(e))
+        body += e
+    header = struct.pack(">I", jvm.PERFDATA_MAGIC) + bytes([1 if little else 0, 2, 0, 1])
+    header += struct.pack(o + "IIqII", 32 + len(body), 0, 0, 32, len(entries))
+    return header + body
+
+
+@pytest.mark.parametrize("little", [True, False])
+def test_perfdata_roundtrip(little):
+    data = perfdata({"java.rt.vmArgs": "-Xmx1g -XX:+DebugNonSafepoints", "sun.os.hrt.frequency": 1000000000,
+                     "java.property.java.version": "17.0.15"}, little)
+    out = jvm.parse_perfdata(data)
+    assert out["java.rt.vmArgs"] == "-Xmx1g -XX:+DebugNonSafepoints"
+    assert out["sun.os.hrt.frequency"] == 1000000000
+    assert out["java.property.java.version"] == "17.0.15"
+
+
+def test_perfdata_rejects_garbage():
+    with pytest.raises(ValueError):
+        jvm.parse_perfdata(b"\0" * 64)
+
+
+def test_missing_flags_last_occurrence_wins():
+    want = ["-XX:+PreserveFramePointer", "-XX:+DebugNonSafepoints", "-XX:MaxInlineLevel=20"]
+    args = ["-XX:+PreserveFramePointer", "-XX:+DebugNonSafepoints", "-XX:-DebugNonSafepoints"]
+    assert jvm.missing_flags(args, want) == ("-XX:+DebugNonSafepoints", "-XX:MaxInlineLevel=20")
+    assert jvm.missing_flags(args + ["-XX:+DebugNonSafepoints", "-XX:MaxInlineLevel=20"], want) == ()
+
+
+def test_info_from_environ_fallback():
+    env = "PATH=/bin\0JAVA_TOOL_OPTIONS=-XX:+PreserveFramePointer\0"
+    info = jvm.jvm_info_from_environ(7, "java -XX:-UsePerfData -jar a.jar", env, ["-XX:+PreserveFramePointer"])
+    assert info.flags_missing == () and info.source == "environ"
+
+
+def test_asprof_single_event_command():
+    args = capture.asprof_start_args("/opt/ap/bin/asprof", ["alloc"], 7, "/tmp/x.jfr", 90)
+    assert args == ["/opt/ap/bin/asprof", "start", "-e", "alloc", "--timeout", "90", "-o", "jfr",
+                    "-f", "/tmp/x.jfr", "7"]
+
+
+def test_asprof_all_events_in_one_session():
+    args = capture.asprof_start_args("asprof", ["cpu", "alloc", "wall", "lock"], 7, "/tmp/x.jfr", 40, "5ms")
+    assert args[:4] == ["asprof", "start", "-e", "cpu"]
+    assert "--alloc" in args and "--wall" in args and "--lock" in args
+    assert args[args.index("-i") + 1] == "5ms"
+    assert args[-1] == "7" and "--timeout" in args
+
+
+def test_asprof_without_cpu_picks_a_chosen_event():
+    args = capture.asprof_start_args("asprof", ["alloc", "lock"], 7, "/tmp/x.jfr", 40)
+    assert args[args.index("-e") + 1] == "alloc"
+
+
+def test_parse_events():
+    assert capture.parse_events("all") == ("cpu", "alloc", "wall", "lock")
+    assert capture.parse_events("cpu, lock,cpu") == ("cpu", "lock")
+    with pytest.raises(CaptureError, match="unknown event 'heap'"):
+        capture.parse_events("cpu,heap")
+
+
+def test_detect_engine_from_jfr_setting():
+    blob = b"\x00\x03\x06engine\x03\x06ctimer\x03\x07version\x03\x034.3"
+    assert capture.detect_engine(blob) == "ctimer"
+    assert capture.detect_engine(b"...engine...perf_events") == "perf_events"
+    assert capture.detect_engine(b"nothing", "[WARN] falling back to itimer") == "itimer"
+    assert capture.detect_engine(b"nothing") == "unknown"
+
+
+def test_count_samples():
+    assert capture.count_samples("a;b 3\na;c 4\nbroken\n") == 7
+
+
+def test_run_dirs_never_collide(tmp_path):
+    a, na = capture.make_run_dir(tmp_path, "20261127-080000")
+    b, nb = capture.make_run_dir(tmp_path, "20261127-080000")
+    assert a != b and na == "20261127-080000" and nb == "20261127-080000-2"
+
+
+def test_exclusive_copy_never_overwrites(tmp_path):
+    src = tmp_path / "a.html"
+    src.write_text("x")
+    dest = tmp_path / "out" / "b.html"
+    capture.exclusive_copy(src, dest)
+    with pytest.raises(FileExistsError):
+        capture.exclusive_copy(src, dest)
