@@ -297,6 +297,180 @@ def profile(c, service=None, event=None, duration=None, tps=None, warmup=None, i
     _print_outcome(s, outcome)
 
 
+# ------------------------------------------------------------------ report
+def _write_report(s: fkconfig.Settings, run_dir: Path) -> Path:
+    from flamekit import report as fkreport
+    stamp = run_dir.name
+    out = fkreport.write_report(run_dir, s.reports_dir / f"flamegraph-analysis-{stamp}.md", s.root)
+    fkreport.write_index(s.runs_dir, s.flamegraph_dir, s.reports_dir)
+    return out
+
+
+@task(help={"run": "run directory or stamp (default: the newest run)", "verbose": VERBOSE})
+@user_errors
+def report(c, run=None, verbose=False):
+    """Write the analysis report of a run (and refresh docs/perf/flamegraphs/index.html)."""
+    from flamekit import report as fkreport
+    s = settings(c)
+    run_dir = fkreport.resolve_run(s.runs_dir, run)
+    out = _write_report(s, run_dir)
+    for w in fkreport.validity_warnings(fkreport.read_manifest(run_dir)):
+        ui.warn(w)
+    ui.ok(f"report: {out}")
+
+
+@task(help={
+    "run_a": "the earlier run (directory or stamp)",
+    "run_b": "the later run (directory or stamp)",
+    "top": "methods listed per direction (default 10)",
+    "verbose": VERBOSE,
+})
+@user_errors
+def compare(c, run_a, run_b, top=10, verbose=False):
+    """Compare two runs: what got hotter or cooler, load deltas, differential flame graphs."""
+    from flamekit import report as fkreport
+    s = settings(c)
+    cmp = fkreport.compare_runs(run_a, run_b, s.runs_dir, top=int(top))
+    text = fkreport.comparison_markdown(cmp)
+    out_dir = s.reports_dir / "comparisons"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = out_dir / f"compare-{cmp.stamp_a}-vs-{cmp.stamp_b}.md"
+    diffs = []
+    for cc in cmp.captures:
+        if cc.profile_a is None or cc.profile_b is None:
+            continue
+        html = s.flamegraph_dir / f"diff-{cc.service}-{cc.event}-{cmp.stamp_a}-vs-{cmp.stamp_b}.html"
+        fkreport.write_diff_flamegraph(cc.profile_a, cc.profile_b, html,
+                                       title=f"{cc.service} {cc.event}: {cmp.stamp_a} -> {cmp.stamp_b}",
+                                       label_a=cmp.stamp_a, label_b=cmp.stamp_b, event=cc.event)
+        diffs.append(html)
+    md.write_text(text + "".join(f"\n- differential flame graph: `{d}`" for d in diffs) + "\n")
+    sys.stdout.write(text)
+    for d in diffs:
+        ui.say(f"differential flame graph: {d}")
+    ui.ok(f"comparison: {md}")
+
+
+@task(help={"run": "run directory or stamp (default: the newest)",
+            "flamegraph": "open a flame graph of the run instead of its report",
+            "print_only": "only print the path, do not start a browser",
+            "verbose": VERBOSE})
+@user_errors
+def view(c, run=None, flamegraph=False, print_only=False, verbose=False):
+    """Open the newest report (or flame graph) in a browser, or print its path."""
+    from flamekit import report as fkreport
+    s = settings(c)
+    run_dir = fkreport.resolve_run(s.runs_dir, run)
+    if flamegraph:
+        m = fkreport.read_manifest(run_dir)
+        paths = [s.root / cap["flamegraph"] for cap in m.get("captures", []) if cap.get("flamegraph")]
+        if not paths:
+            raise fkconfig.ConfigError(f"run {run_dir.name} has no flame graph", "run `inv profile` again")
+        target = paths[0]
+    else:
+        target = s.reports_dir / f"flamegraph-analysis-{run_dir.name}.md"
+        if not target.is_file():
+            target = _write_report(s, run_dir)
+    ui.say(str(target))
+    if not print_only and (os.environ.get("DISPLAY") or sys.platform == "darwin"):
+        import webbrowser
+        webbrowser.open(target.resolve().as_uri())
+
+
+# ------------------------------------------------------------------ the whole chain
+@task(help={
+    "services": "comma-separated JVM services to capture (default: every configured JVM service)",
+    "events": "comma-separated events (default cpu,alloc,wall,lock)",
+    "duration": "capture seconds (default 60)",
+    "tps": "k6 target rate (default 25)",
+    "warmup": "seconds of load before capturing (default 15)",
+    "interval": "cpu sampling interval for asprof -i (default async-profiler's)",
+    "keep_up": "leave the stack running at the end",
+    "verbose": VERBOSE,
+})
+@user_errors
+def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=None, interval=None,
+                keep_up=False, verbose=False):
+    """The whole workflow: profiler, engine, images, up --profiling, sample data, capture, report, down."""
+    import time
+    from flamekit import capture as fkcapture
+    from flamekit import engine as fkengine
+    from flamekit import override as fkoverride
+    from flamekit import profiler as fkprofiler
+    from flamekit import workflow
+    s = settings(c, duration=duration, tps=tps, warmup=warmup, interval=interval)
+    chosen = fkconfig.split_list(services, "services") if services else s.jvm_services
+    for svc in chosen:
+        s.check_service(svc)
+    evs = fkcapture.parse_events(events or "cpu,alloc,wall,lock")
+    total = 8
+    t0 = time.monotonic()
+    ui.banner(1, total, "async-profiler")
+    if fkprofiler.installed_profiler(s.profiler.dir) is None:
+        _download(s, prove=False)
+    else:
+        ui.ok(f"async-profiler installed in {s.profiler.dir}")
+    ui.banner(2, total, "engine and images")
+    ui.say(fkengine.ensure_engine(say=ui.say))
+    images = _images(s) if s.demo else None
+    ui.banner(3, total, "stack up with profiling")
+    fkoverride.prepare(s)
+    st = _stack(s, profiling=True, images=images)
+    started = False
+    outcome = None
+    try:
+        started = True
+        t_up = time.monotonic()
+        st.up(build=s.demo, timeout=s.wait_timeout)
+        ui.banner(4, total, "wait until healthy")
+        states = st.wait_healthy(s.wait_timeout)
+        ui.ok(f"healthy in {time.monotonic() - t_up:.1f}s: " + ", ".join(x.service for x in states))
+        for line in fkoverride.verify(st, s):
+            ui.say(line)
+        ui.banner(5, total, "sample data")
+        if s.sample_data is not None:
+            from flamekit import sample
+            for line in sample.load_sample_data(s.gateway_url, s.sample_data).lines():
+                ui.say(line)
+        else:
+            ui.say("no sample data configured")
+        ui.banner(6, total, f"capture {', '.join(evs)} of {', '.join(chosen)} in one load window")
+        run_dir = None
+        try:
+            outcome = workflow.run_profile(s, st, list(chosen), evs, duration=s.duration, tps=s.tps,
+                                           warmup=s.warmup, interval=s.interval, say=ui.say,
+                                           countdown=_countdown)
+            run_dir = outcome.run_dir
+            _print_outcome(s, outcome)
+        except FlamekitError as exc:
+            run_dir = getattr(exc, "run_dir", None)
+            raise
+        finally:
+            ui.banner(7, total, "report")
+            from flamekit import report as fkreport
+            try:
+                if run_dir is None:
+                    raise FlamekitError("the capture failed before a run directory existed")
+                rep = _write_report(s, run_dir)
+                for w in fkreport.validity_warnings(fkreport.read_manifest(run_dir)):
+                    ui.warn(w)
+            except FlamekitError as exc:
+                rep = None
+                ui.warn(f"no report: {exc}")
+    finally:
+        if started and not keep_up:
+            ui.banner(8, total, "stack down")
+            try:
+                st.down()
+                ui.ok(f"{s.project_name} is down")
+            except FlamekitError as exc:
+                ui.warn(f"teardown failed: {exc}")
+        elif keep_up:
+            ui.banner(8, total, "stack left up (--keep-up); `inv down` stops it")
+    ui.say(f"profile-all took {time.monotonic() - t0:.0f}s")
+    ui.say(f"report: {rep}")
+
+
 ns = Collection(engine, base_images, up, down, status, wait_healthy, sample_data, download_profiler,
-                profiling_override, profile)
+                profiling_override, profile, profile_all, report, compare, view)
 ns.configure({"flamekit": fkconfig.defaults()})

@@ -274,6 +274,11 @@ def ensure_images(
     """
     if mode not in ("auto", "default", "offline"):
         raise ImageError(f"unknown images mode {mode!r}", "use auto, default or offline")
+    if mode == "auto" and not rebuild:
+        have_default = all(image_present(img, runner) for img in default)
+        if not have_default and all(image_present(img, runner) for img in offline):
+            say(f"using the offline base images {offline[0]} and {offline[1]} (built earlier)")
+            return ImageChoice(offline[0], offline[1], "offline")
     if mode in ("auto", "default"):
         missing = [img for img in default if not image_present(img, runner)]
         failures = []

@@ -161,7 +161,8 @@ def verify(stack, settings: Settings) -> list[str]:
     problems = 0
     for name in settings.jvm_services:
         c = stack.container(name)
-        caps = set(c.host_config.cap_add or [])
+        # the engine may normalise SYS_PTRACE to CAP_SYS_PTRACE
+        caps = {x.upper().removeprefix("CAP_") for x in (c.host_config.cap_add or [])}
         secopts = set(c.host_config.security_opt or [])
         caps_ok = set(want["cap_add"]) <= caps and set(want.get("security_opt", [])) <= secopts
         rc, out, _ = stack.exec_result(name, [f"{settings.profiler.container_path}/bin/asprof", "--version"])

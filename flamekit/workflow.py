@@ -145,6 +145,7 @@ def run_profile(
                     f"what was captured is kept in {run_dir}")
     except FlamekitError as exc:
         failure = exc
+        exc.run_dir = run_dir  # type: ignore[attr-defined]
         raise
     except BaseException as exc:  # KeyboardInterrupt and bugs: still stop and record
         failure = CaptureError(f"{type(exc).__name__}: {exc}")
@@ -169,6 +170,7 @@ def run_profile(
         manifest["error"] = None if failure is None else str(failure)
         fkcapture.write_manifest(run_dir, manifest)
     if failure is not None:
+        failure.run_dir = run_dir  # type: ignore[attr-defined]
         raise failure
     return Outcome(run_dir, manifest)
 

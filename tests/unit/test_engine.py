@@ -60,11 +60,20 @@ def test_images_default_present(monkeypatch):
 def test_images_fall_back_to_offline_when_pull_fails(monkeypatch):
     r = FakeRunner([(("docker", "image", "inspect", "--format", "{{.Id}}", "b:1"), Result(1, "", "no such image")),
                     (("docker", "pull"), Result(1, "", "dial tcp: lookup registry: no such host"))])
+    r.answers.append((("docker", "image", "inspect", "--format", "{{.Id}}", "ob"), Result(1, "", "no such image")))
     built = []
     monkeypatch.setattr(engine, "build_offline_image", lambda kind, tag, *a, **k: built.append(tag) or 1.0)
     choice = engine.ensure_images("auto", ("b:1", "r:1"), ("ob", "or"), "m", r)
     assert choice.how == "offline" and (choice.build_image, choice.base_image) == ("ob", "or")
-    assert built == []  # offline images "present" per the fake runner: reused, not rebuilt
+    assert any(c[:2] == ["docker", "pull"] for c in r.calls)
+    assert built == ["ob"]  # "or" is present per the fake runner: reused, not rebuilt
+
+
+def test_auto_reuses_offline_images_without_pulling():
+    r = FakeRunner([(("docker", "image", "inspect", "--format", "{{.Id}}", "b:1"), Result(1, "", "no such image"))])
+    choice = engine.ensure_images("auto", ("b:1", "r:1"), ("ob", "or"), "m", r)
+    assert choice.how == "offline"
+    assert not any(c[:2] == ["docker", "pull"] for c in r.calls)
 
 
 def test_images_default_mode_fails_clearly(monkeypatch):
