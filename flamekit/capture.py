@@ -103,8 +103,26 @@ def asprof_stop_args(asprof: str, pid: int, out_file: str) -> list[str]:
     return [asprof, "stop", "-o", "jfr", "-f", out_file, str(pid)]
 
 
-def jfrconv_args(jfrconv: str, event: str, jfr: str, out: str) -> list[str]:
-    return [jfrconv, f"--{event}", jfr, out]
+# alloc and lock are weighed by what matters (bytes allocated, time waited), not by
+# sample count; their sample counts are kept in a second collapsed file for the statistics
+WEIGHTS = {"alloc": "bytes", "lock": "ns"}
+
+
+def jfrconv_args(jfrconv: str, event: str, jfr: str, out: str, total: bool = False,
+                 title: str | None = None) -> list[str]:
+    args = [jfrconv, f"--{event}"]
+    if total:
+        args.append("--total")
+    if title and out.endswith(".html"):
+        args += ["--title", title]
+    return args + [jfr, out]
+
+
+def conversions(event: str) -> list[tuple[str, bool]]:
+    """(output suffix, weighted) pairs to produce for one event."""
+    if event in WEIGHTS:
+        return [("collapsed", True), ("samples.collapsed", False), ("html", True)]
+    return [("collapsed", False), ("html", False)]
 
 
 def detect_engine(jfr_bytes: bytes, asprof_output: str = "") -> str:
@@ -304,28 +322,35 @@ class Capture:
         return results
 
     def _convert(self, sess: Session, event: str, svc_dir: Path) -> dict:
-        out = {}
-        for fmt in ("collapsed", "html"):
-            remote = f"/tmp/flamekit-{self.stamp}-{sess.service}-{event}.{fmt}"
-            rc, so, se = self.stack.exec_result(
-                sess.service, jfrconv_args(sess.jfrconv, event, sess.jfr_in_container, remote))
+        out: dict[str, Path] = {}
+        title = f"{sess.service} {event} {self.run_dir.name}"
+        for suffix, weighted in conversions(event):
+            remote = f"/tmp/flamekit-{self.stamp}-{sess.service}-{event}.{suffix}"
+            args = jfrconv_args(sess.jfrconv, event, sess.jfr_in_container, remote, weighted, title)
+            rc, so, se = self.stack.exec_result(sess.service, args)
             if rc != 0:
                 raise CaptureError(f"jfrconv --{event} failed in {sess.service}: {_last(so + se)}",
                                    "the JFR is kept in the run directory")
-            local = svc_dir / f"{event}.{fmt}"
-            self.stack.copy_from(sess.service, remote, local)
-            self.stack.exec_result(sess.service, ["rm", "-f", remote])
-            out[fmt] = local
-        collapsed_text = out["collapsed"].read_text(errors="replace")
-        samples = count_samples(collapsed_text)
+            local = svc_dir / f"{event}.{suffix}"
+            try:
+                self.stack.copy_from(sess.service, remote, local)
+            finally:
+                self.stack.exec_result(sess.service, ["rm", "-f", remote])
+            out[suffix] = local
+        counts = out.get("samples.collapsed", out["collapsed"])
+        samples = count_samples(counts.read_text(errors="replace"))
         if samples == 0:
             raise CaptureError(f"the {event} profile of {sess.service} holds no samples",
                                "was the service busy? check the load figures, or raise --duration")
         seed_name = self.s.flamegraph_dir / f"{sess.service}-{event}-{self.run_dir.name}.html"
         exclusive_copy(out["html"], seed_name)
-        return {"samples": samples, "collapsed": f"{sess.service}/{event}.collapsed",
-                "html": f"{sess.service}/{event}.html",
-                "flamegraph": str(_rel(seed_name, self.s.root))}
+        res = {"samples": samples, "collapsed": f"{sess.service}/{event}.collapsed",
+               "html": f"{sess.service}/{event}.html", "weight": WEIGHTS.get(event, "samples"),
+               "weight_total": count_samples(out["collapsed"].read_text(errors="replace")),
+               "flamegraph": str(_rel(seed_name, self.s.root))}
+        if "samples.collapsed" in out:
+            res["samples_collapsed"] = f"{sess.service}/{event}.samples.collapsed"
+        return res
 
     def cleanup(self) -> None:
         for sess in self.sessions:

@@ -135,3 +135,12 @@ def test_exclusive_copy_never_overwrites(tmp_path):
     capture.exclusive_copy(src, dest)
     with pytest.raises(FileExistsError):
         capture.exclusive_copy(src, dest)
+
+
+def test_jfrconv_weighs_alloc_and_lock_but_counts_samples_too():
+    assert capture.conversions("cpu") == [("collapsed", False), ("html", False)]
+    assert ("samples.collapsed", False) in capture.conversions("alloc")
+    assert ("html", True) in capture.conversions("lock")
+    args = capture.jfrconv_args("jfrconv", "alloc", "/tmp/x.jfr", "/tmp/a.html", True, "svc alloc")
+    assert args == ["jfrconv", "--alloc", "--total", "--title", "svc alloc", "/tmp/x.jfr", "/tmp/a.html"]
+    assert "--title" not in capture.jfrconv_args("jfrconv", "cpu", "/tmp/x.jfr", "/tmp/a.collapsed", False, "t")
