@@ -6,12 +6,26 @@ The run directory is the contract with the capture code::
     docs/perf/runs/<stamp>/
         manifest.json
         k6-summary.json
-        <service>/<event>.collapsed
+        <service>/<event>.collapsed          (alloc/lock: weights, see below)
+        <service>/<event>.samples.collapsed  (alloc/lock: sample counts)
         <service>/<event>.html
     docs/perf/flamegraphs/<service>-<event>-<stamp>.html   (seed-compatible copies)
 
-Shares are always fractions (0..1) of a profile's total samples; reports print
+Shares are always fractions (0..1) of a profile's total (samples, or weight); reports print
 them as percentages and differences as percentage *points*.
+
+Weights: alloc and lock captures may be converted with ``jfrconv --total``, so their
+``<event>.collapsed`` holds *weights* (bytes allocated, nanoseconds of lock wait), and
+``<event>.samples.collapsed`` the sample counts of the same stacks. The manifest's
+capture entry then says ``"weight": "bytes"`` / ``"ns"`` (absent or ``"samples"``:
+counts), ``"samples": N`` (always a count) and ``"weight_total": W``. Shares come from
+the weighted file; their sampling error (± points, the ~1,000-sample rule) always comes
+from the sample *count*, never from the weight total.
+
+Application frames: profiles of a JVM service are dominated by JDK, JVM and native
+frames. For each stack the *application frame* is the deepest Java method outside the
+JDK/JVM packages (:data:`JDK_PACKAGES`), or inside the caller's ``app_packages``;
+hidden-class lambda frames are skipped. See :func:`app_hotspots`.
 
 No invoke, no print: user-facing failures are :class:`~flamekit.errors.ReportError`,
 everything else goes to ``logging``.
@@ -26,7 +40,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from .errors import ReportError
@@ -46,12 +60,27 @@ MIN_RATE_FRACTION = 0.95
 MAX_ERROR_RATE = 0.01
 #: engines that sample CPU time with a timer when perf_events is unavailable.
 TIMER_ENGINES = ("ctimer", "itimer")
+#: Package prefixes of the JDK and the JVM: their frames are never application frames
+#: (unless the caller names them in ``app_packages``).
+JDK_PACKAGES: tuple[str, ...] = ("java.", "javax.", "jdk.", "sun.", "com.sun.", "org.ietf.",
+                                 "org.w3c.", "org.xml.")
+#: What a collapsed file's numbers count: samples, or weights (alloc bytes, lock wait ns).
+WEIGHT_SAMPLES = "samples"
+#: The file of sample counts next to a weighted ``<event>.collapsed``.
+SAMPLES_SUFFIX = ".samples.collapsed"
 
 _STAMP_RE = re.compile(r"^\d{8}-\d{6}")
 # async-profiler frame-type annotations: _[j] JIT, _[i] inlined, _[k] kernel,
 # _[0] interpreted, _[1] C1 ... (and for alloc leaves _[i] in / _[k] outside TLAB).
 _SUFFIX_RE = re.compile(r"_\[[0-9a-z]\]$")
-_HIDDEN_CLASS_RE = re.compile(r"/0x[0-9a-fA-F]+")
+# JVM hidden classes carry their address: ``Foo$$Lambda$12/0x0000000800c0b000`` (JDK 17
+# class names) or ``Foo$$Lambda$76.0x00007fe4ed085a70.handle`` (jfrconv frames).
+_HIDDEN_CLASS_RE = re.compile(r"[./]0x[0-9a-fA-F]+(?=[./]|$)")
+# a Java method frame once cleaned: dotted identifiers, the last one the method name
+_IDENT = r"(?:[^\W\d]|\$)[\w$]*"
+_JAVA_METHOD_RE = re.compile(rf"^{_IDENT}(?:\.{_IDENT})*\.(?:{_IDENT}|<init>|<clinit>)$")
+# name segments gcc/clang append to native symbols (``foo.isra.0``, ``foo.cold``)
+_NATIVE_SUFFIXES = frozenset(("cold", "isra", "constprop", "part", "lto_priv", "localalias", "plt"))
 _THREAD_RE = re.compile(r"^\[.* tid=\d+\]$")
 _COUNT_LINE_RE = re.compile(r"\S\s+\d+\s*$")
 
@@ -64,7 +93,8 @@ def clean_frame(frame: str) -> str:
 
     * strips async-profiler's type annotation (``_[j]``, ``_[i]``, ``_[k]``, ``_[0]``...);
     * drops the address of JVM hidden classes (``Foo$$Lambda$12/0x0000000800c0b000``
-      becomes ``Foo$$Lambda$12``) so lambdas compare across runs;
+      becomes ``Foo$$Lambda$12``; ``Foo$$Lambda$76.0x00007fe4ed085a70.handle`` becomes
+      ``Foo$$Lambda$76.handle``) so lambdas compare across runs;
     * turns Java's internal class names into dotted ones
       (``demo/order/PricingEngine.priceOrder`` -> ``demo.order.PricingEngine.priceOrder``).
       Frames that are not Java methods are left alone: native paths (``/lib/...``),
@@ -86,19 +116,39 @@ def is_thread_frame(frame: str) -> bool:
 @dataclass
 class Profile:
     """Stacks of one capture: ``stacks`` maps a tuple of cleaned frames (root first,
-    leaf last) to its sample count; ``total`` is the sum of all counts."""
+    leaf last) to its sample count, or to its weight for a weighted profile;
+    ``total`` is the sum of all values.
+
+    ``weight`` names what the values count: ``"samples"`` (the default), ``"bytes"``
+    (alloc converted with ``jfrconv --total``), ``"ns"`` (lock wait). Shares are
+    always of ``total``; ``sample_count`` is the number of samples behind a weighted
+    profile, the figure every sampling error is computed from (see :attr:`samples`).
+    """
 
     stacks: dict[tuple[str, ...], int]
     total: int
     source: str = ""
+    weight: str = WEIGHT_SAMPLES
+    sample_count: int | None = None
+
+    @property
+    def weighted(self) -> bool:
+        """True when the values are weights (bytes, ns...), not sample counts."""
+        return self.weight != WEIGHT_SAMPLES
 
     @property
     def samples(self) -> int:
-        return self.total
+        """The number of samples, for uncertainty: ``sample_count`` when known, else
+        ``total`` for a profile of counts; 0 (unknown) for a weighted profile whose
+        count was not recorded (never the weight total)."""
+        if self.sample_count is not None:
+            return int(self.sample_count)
+        return self.total if not self.weighted else 0
 
     @classmethod
     def from_stacks(cls, stacks: Mapping[Iterable[str], int] | Iterable[tuple[Iterable[str], int]],
-                    source: str = "") -> "Profile":
+                    source: str = "", weight: str = WEIGHT_SAMPLES,
+                    sample_count: int | None = None) -> "Profile":
         """Build a profile from (frames, count) pairs; frames are cleaned and merged."""
         items = stacks.items() if isinstance(stacks, Mapping) else stacks
         merged: dict[tuple[str, ...], int] = {}
@@ -106,7 +156,8 @@ class Profile:
             key = tuple(clean_frame(f) for f in frames)
             if key and count > 0:
                 merged[key] = merged.get(key, 0) + int(count)
-        return cls(stacks=merged, total=sum(merged.values()), source=source)
+        return cls(stacks=merged, total=sum(merged.values()), source=source,
+                   weight=weight or WEIGHT_SAMPLES, sample_count=sample_count)
 
 
 def _looks_like_path(value: str) -> bool:
@@ -117,12 +168,15 @@ def _looks_like_path(value: str) -> bool:
     return not _COUNT_LINE_RE.search(value)
 
 
-def parse_collapsed(path_or_text: str | os.PathLike[str]) -> Profile:
+def parse_collapsed(path_or_text: str | os.PathLike[str], weight: str = WEIGHT_SAMPLES,
+                    sample_count: int | None = None) -> Profile:
     """Parse async-profiler collapsed output (``frame1;frame2;...;leaf COUNT`` per line).
 
     Accepts a path (``Path`` or an existing/path-like string) or the text itself.
     Frames are cleaned with :func:`clean_frame`; identical cleaned stacks are merged.
     Blank lines are skipped, malformed lines are skipped with a logged warning.
+    ``weight`` says what the numbers are (``"samples"``, or ``"bytes"``/``"ns"`` for
+    ``jfrconv --total`` output) and ``sample_count`` the samples behind weights.
     Raises ReportError when a file cannot be read.
     """
     source = ""
@@ -161,7 +215,8 @@ def parse_collapsed(path_or_text: str | os.PathLike[str]) -> Profile:
         merged[frames] = merged.get(frames, 0) + count
     if bad:
         log.warning("skipped %d malformed line(s) in %s", bad, source or "collapsed text")
-    return Profile(stacks=merged, total=sum(merged.values()), source=source)
+    return Profile(stacks=merged, total=sum(merged.values()), source=source,
+                   weight=weight or WEIGHT_SAMPLES, sample_count=sample_count)
 
 
 # --------------------------------------------------------------------------- hotspots
@@ -194,14 +249,17 @@ def event_label(event: str | None) -> str:
 
 @dataclass(frozen=True)
 class Hotspot:
-    """One method's share of a profile. Shares are fractions (0..1) of ``samples``."""
+    """One method's share of a profile. Shares are fractions (0..1) of the profile's
+    total; ``self_samples``/``total_samples`` are in the profile's unit (samples, or
+    bytes / ns for a weighted profile); ``samples`` is the profile's sample *count*,
+    which the uncertainty is computed from."""
 
     name: str
     self_samples: int
     total_samples: int
     self_share: float
     total_share: float
-    samples: int = 0  # the profile's total, for uncertainty
+    samples: int = 0  # the profile's number of samples, for uncertainty
 
     def self_uncertainty(self) -> "Uncertainty":
         return uncertainty(self.samples, self.self_share)
@@ -256,10 +314,10 @@ def _rank(items: Iterable[Hotspot], by: str, top: int | None) -> list[Hotspot]:
 def all_hotspots(profile: Profile, event: str = "cpu") -> dict[str, Hotspot]:
     """Every method of the profile as a Hotspot, keyed by name (see :func:`hotspots`)."""
     self_c, total_c, _ = _tables(profile, event)
-    n = profile.total
+    n, count = profile.total, profile.samples
     return {
         name: Hotspot(name, self_c.get(name, 0), tot,
-                      self_c.get(name, 0) / n if n else 0.0, tot / n if n else 0.0, n)
+                      self_c.get(name, 0) / n if n else 0.0, tot / n if n else 0.0, count)
         for name, tot in total_c.items()
     }
 
@@ -297,8 +355,8 @@ def allocated_classes(profile: Profile, event: str = "alloc", top: int | None = 
     Empty for execution events (cpu, wall...).
     """
     _, _, obj_c = _tables(profile, event)
-    n = profile.total
-    items = (Hotspot(name, c, c, c / n if n else 0.0, c / n if n else 0.0, n)
+    n, count = profile.total, profile.samples
+    items = (Hotspot(name, c, c, c / n if n else 0.0, c / n if n else 0.0, count)
              for name, c in obj_c.items())
     return _rank(items, "self", top)
 
@@ -315,6 +373,122 @@ def share_of(profile: Profile, method: str, event: str = "cpu") -> tuple[float, 
     if not n:
         return 0.0, 0.0
     return self_c.get(name, 0) / n, total_c.get(name, 0) / n
+
+
+# --------------------------------------------------------------------------- application frames
+
+
+def app_package_prefixes(app_packages: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """Normalise ``app_packages`` (a sequence of prefixes, or one comma-separated string)
+    to dotted prefixes; None when none is given (then "not a JDK/JVM package" decides)."""
+    if app_packages is None:
+        return None
+    if isinstance(app_packages, str):
+        app_packages = app_packages.split(",")
+    prefixes = []
+    for p in app_packages:
+        if not isinstance(p, str):
+            continue
+        p = p.strip().replace("/", ".")
+        if p and p not in prefixes:
+            prefixes.append(p)
+    return tuple(prefixes) or None
+
+
+def _has_prefix(name: str, prefix: str) -> bool:
+    """``demo`` matches ``demo.X.y`` and ``demo$Inner.y``, not ``demonstration.X.y``;
+    a prefix ending in ``.`` or ``$`` matches as written."""
+    if prefix.endswith((".", "$")):
+        return name.startswith(prefix)
+    return name == prefix or name.startswith(prefix + ".") or name.startswith(prefix + "$")
+
+
+def _is_app(name: str, prefixes: tuple[str, ...] | None) -> bool:
+    """:func:`is_app_frame` on an already cleaned frame."""
+    if not _JAVA_METHOD_RE.match(name):
+        return False  # native, C++ (::), paths, [pseudo] frames, kernel symbols, "itable stub"
+    if "$$Lambda" in name:
+        return False  # hidden-class lambda frames: the lambda's body is the next frame
+    parts = name.rsplit(".", 2)
+    if parts[-1] in _NATIVE_SUFFIXES and not parts[-2][:1].isupper():
+        return False  # gcc/clang clones: tcp_v4_rcv.cold
+    if prefixes is not None:
+        return any(_has_prefix(name, p) for p in prefixes)
+    return not name.startswith(JDK_PACKAGES)
+
+
+def is_app_frame(frame: str, app_packages: Sequence[str] | None = None) -> bool:
+    """True when ``frame`` is an application frame: a Java method (``pkg.Class.method``)
+    that is not a hidden-class lambda frame (``Foo$$Lambda$76.handle``) and, without
+    ``app_packages``, whose class is not in a JDK/JVM package (:data:`JDK_PACKAGES`);
+    with ``app_packages``, whose name starts with one of those prefixes. Native and
+    JVM frames (``pthread_cond_wait``, ``Unsafe_Park``, ``Foo::bar``, ``/lib/...``,
+    ``[unknown]``, thread frames) never are. The frame is cleaned first."""
+    return _is_app(clean_frame(frame), app_package_prefixes(app_packages))
+
+
+def _app_tables(profile: Profile, event: str, app_packages: Sequence[str] | None
+                ) -> tuple[dict[str, int], dict[str, int], int]:
+    """(self by deepest app frame, total by app frame anywhere, value of stacks with an
+    app frame) of a profile. The leaf object of alloc/lock stacks is never a frame."""
+    kind = event_kind(event)
+    prefixes = app_package_prefixes(app_packages)
+    verdict: dict[str, bool] = {}
+    self_c: dict[str, int] = {}
+    total_c: dict[str, int] = {}
+    covered = 0
+    for stack, count in profile.stacks.items():
+        body, _ = _split_stack(stack, kind)
+        apps = []
+        for f in body:
+            ok = verdict.get(f)
+            if ok is None:
+                ok = verdict[f] = _is_app(f, prefixes)
+            if ok:
+                apps.append(f)
+        if not apps:
+            continue
+        covered += count
+        self_c[apps[-1]] = self_c.get(apps[-1], 0) + count
+        for name in set(apps):
+            total_c[name] = total_c.get(name, 0) + count
+    return self_c, total_c, covered
+
+
+def app_hotspots(profile: Profile, event: str, top: int | None = 10,
+                 app_packages: Sequence[str] | None = None) -> list[Hotspot]:
+    """The application frames of a profile, ranked by self share.
+
+    For each stack the application frame is the deepest (closest to the leaf) frame
+    for which :func:`is_app_frame` holds; JDK, JVM, native and lambda frames below it
+    are skipped. For alloc it is the application allocation site, for lock the
+    application method contending, for cpu/wall the application method on whose
+    behalf the time is spent.
+
+    *self* is the samples (or weight) of the stacks whose deepest application frame is
+    the method; *total* the stacks with the method anywhere, once per stack. Shares are
+    of ALL the profile's samples, so stacks without any application frame (idle pool
+    threads, selectors, JVM threads) make the shares add up to less than 100 %.
+    """
+    self_c, total_c, _ = _app_tables(profile, event, app_packages)
+    n, count = profile.total, profile.samples
+    items = [Hotspot(name, self_c[name], tot, self_c[name] / n if n else 0.0,
+                     tot / n if n else 0.0, count)
+             for name, tot in total_c.items() if self_c.get(name)]
+    return _rank(items, "self", top)
+
+
+def top_app_frame(profile: Profile, event: str, app_packages: Sequence[str] | None = None) -> str | None:
+    """The name of the top application frame (see :func:`app_hotspots`), None if no
+    stack holds one."""
+    top = app_hotspots(profile, event, 1, app_packages)
+    return top[0].name if top else None
+
+
+def app_coverage(profile: Profile, event: str, app_packages: Sequence[str] | None = None) -> float:
+    """The share (0..1) of the profile with an application frame on the stack."""
+    _, _, covered = _app_tables(profile, event, app_packages)
+    return covered / profile.total if profile.total else 0.0
 
 
 # --------------------------------------------------------------------------- uncertainty
@@ -487,7 +661,14 @@ def _repo_root_for(run_dir: Path) -> Path:
 
 @dataclass
 class CaptureData:
-    """One service/event of a run, with its profile if the collapsed file was readable."""
+    """One service/event of a run, with its profile if the collapsed file was readable.
+
+    ``samples`` is the number of samples (a count, also for weighted captures);
+    ``weight`` what ``profile``'s values are ("samples", "bytes", "ns");
+    ``sample_profile`` the per-stack sample counts of a weighted capture
+    (``<event>.samples.collapsed``), or the profile itself for a capture of counts;
+    ``app_packages`` the run's ``settings.app_packages`` (None: not a JDK package).
+    """
 
     service: str
     event: str
@@ -500,6 +681,11 @@ class CaptureData:
     flamegraph: Path | None
     error: str | None
     meta: dict = field(default_factory=dict, repr=False)
+    weight: str = WEIGHT_SAMPLES
+    weight_total: float | None = None
+    sample_profile: Profile | None = field(default=None, repr=False)
+    samples_collapsed: Path | None = None
+    app_packages: tuple[str, ...] | None = None
 
 
 def _rel_or_abs(base: Path, value: Any) -> Path | None:
@@ -509,17 +695,48 @@ def _rel_or_abs(base: Path, value: Any) -> Path | None:
     return p if p.is_absolute() else base / p
 
 
+def _samples_path(collapsed: Path) -> Path:
+    """``x/alloc.collapsed`` -> ``x/alloc.samples.collapsed``."""
+    name = collapsed.name
+    stem = name[: -len(".collapsed")] if name.endswith(".collapsed") else name
+    return collapsed.with_name(stem + SAMPLES_SUFFIX)
+
+
+def _weight_of(cap: Mapping, kind: str, profile: Profile | None, counts: Profile | None) -> str:
+    """The unit of a capture's collapsed file: the manifest's ``weight``; when absent,
+    a ``.samples.collapsed`` whose totals differ says the file holds weights (bytes for
+    alloc, ns for lock); otherwise samples."""
+    given = cap.get("weight")
+    if isinstance(given, str) and given.strip():
+        return given.strip().lower()
+    if profile is not None and counts is not None and counts.total != profile.total:
+        if kind in ("alloc", "lock"):
+            unit = "bytes" if kind == "alloc" else "ns"
+            log.info("%s: no weight recorded; a samples file with other totals means %s",
+                     profile.source, unit)
+            return unit
+    return WEIGHT_SAMPLES
+
+
 def load_captures(run_dir: Path, manifest: Mapping, repo_root: Path | None = None) -> list[CaptureData]:
     """Captures of a run: those in the manifest, plus ``<service>/<event>.collapsed``
-    files the manifest does not list. Profiles that cannot be read are None."""
+    files the manifest does not list (``<event>.samples.collapsed``, the counts of a
+    weighted capture, is not an event). Profiles that cannot be read are None.
+
+    A weighted capture (manifest ``weight`` "bytes"/"ns") gets its profile from the
+    weighted file, ``sample_profile`` from the ``.samples.collapsed`` file and its
+    sample count from the manifest's ``samples`` or, failing that, the samples file."""
     run_dir = Path(run_dir)
     repo_root = Path(repo_root) if repo_root else _repo_root_for(run_dir)
     stamp = str(manifest.get("stamp") or run_dir.name)
     settings_interval = _get(manifest, "settings", "interval")
+    run_packages = app_package_prefixes(_get(manifest, "settings", "app_packages"))
     out: list[CaptureData] = []
     seen: set[tuple[str, str]] = set()
     entries = list(_captures(manifest))
     for collapsed in sorted(run_dir.glob("*/*.collapsed")):
+        if collapsed.name.endswith(SAMPLES_SUFFIX):
+            continue
         key = (collapsed.parent.name, collapsed.stem)
         if not any((c.get("service"), c.get("event")) == key for c in entries):
             entries.append({"service": key[0], "event": key[1]})
@@ -535,7 +752,8 @@ def load_captures(run_dir: Path, manifest: Mapping, repo_root: Path | None = Non
         if fg is None or not fg.is_file():
             guess = repo_root / "docs" / "perf" / "flamegraphs" / f"{service}-{event}-{stamp}.html"
             fg = guess if guess.is_file() else fg
-        profile = None
+        samples_file = _rel_or_abs(run_dir, cap.get("samples_collapsed")) or _samples_path(collapsed)
+        profile = counts = None
         error = cap.get("error") or None
         if collapsed.is_file():
             try:
@@ -543,8 +761,31 @@ def load_captures(run_dir: Path, manifest: Mapping, repo_root: Path | None = Non
             except ReportError as exc:
                 log.warning("%s", exc)
                 error = error or str(exc)
-        samples = cap.get("samples")
-        samples = int(samples) if _num(samples) is not None else (profile.total if profile else None)
+        if samples_file.is_file():
+            try:
+                counts = parse_collapsed(samples_file)
+            except ReportError as exc:
+                log.warning("%s", exc)
+        kind = event_kind(event)
+        weight = _weight_of(cap, kind, profile, counts)
+        given = _num(cap.get("samples"))
+        if weight == WEIGHT_SAMPLES:
+            samples = int(given) if given is not None else (profile.total if profile else None)
+            counts = profile
+        else:
+            samples = int(given) if given is not None else (counts.total if counts else None)
+            if profile is not None:
+                profile.weight, profile.sample_count = weight, samples
+                if samples is None:
+                    log.warning("%s %s: weighted by %s but no sample count recorded; "
+                                "the uncertainty of its shares is unknown", service, event, weight)
+            if counts is not None:
+                counts.sample_count = samples
+        w_total = _num(cap.get("weight_total"))
+        if (w_total is not None and profile is not None and weight != WEIGHT_SAMPLES
+                and int(w_total) != profile.total):
+            log.warning("%s %s: manifest weight_total %s differs from the file's %s",
+                        service, event, int(w_total), profile.total)
         out.append(CaptureData(
             service=service, event=event,
             engine=cap.get("engine") or None,
@@ -554,6 +795,12 @@ def load_captures(run_dir: Path, manifest: Mapping, repo_root: Path | None = Non
             html=html_path if html_path.is_file() else None,
             flamegraph=fg if fg is not None and fg.is_file() else None,
             error=str(error) if error else None, meta=dict(cap),
+            weight=weight,
+            weight_total=w_total if w_total is not None else (
+                float(profile.total) if profile is not None and weight != WEIGHT_SAMPLES else None),
+            sample_profile=counts,
+            samples_collapsed=samples_file if samples_file.is_file() else None,
+            app_packages=app_package_prefixes(cap.get("app_packages")) or run_packages,
         ))
     return out
 
@@ -665,6 +912,11 @@ def _pct(share: float | None, digits: int = 1) -> str:
     return "n/a" if share is None else f"{share * 100:.{digits}f}%"
 
 
+def _pct_min(share: float) -> str:
+    """Like :func:`_pct`, but a tiny non-zero share reads ``<0.1%``, not ``0.0%``."""
+    return "<0.1%" if 0.0 < share < 0.0005 else _pct(share)
+
+
 def _pts(delta: float) -> str:
     return f"{delta * 100:+.1f}"
 
@@ -711,17 +963,84 @@ def report_path(repo_root: str | os.PathLike[str], stamp: str) -> Path:
     return Path(repo_root) / "docs" / "perf" / f"flamegraph-analysis-{stamp}.md"
 
 
-def _hotspot_rows(items: list[Hotspot], by: str) -> list[list[str]]:
+def _scale(weight: str, total: float) -> tuple[str, float]:
+    """(unit, divisor) for a table column of a weighted profile's values."""
+    if weight == "bytes":
+        return ("KB", 1e3) if total < 10e6 else ("MB", 1e6)
+    if weight == "ns":
+        return ("µs", 1e3) if total < 10e6 else ("ms", 1e6)
+    return weight, 1.0
+
+
+def _amount(weight: str, value: float) -> str:
+    """A weight total for a reader: ``1.2 GB allocated``, ``812.3 ms of lock wait``."""
+    if weight == "bytes":
+        for unit, div in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+            if value >= div:
+                return f"{value / div:,.1f} {unit} allocated"
+        return f"{int(value):,} bytes allocated"
+    if weight == "ns":
+        for unit, div in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+            if value >= div:
+                return f"{value / div:,.1f} {unit} of lock wait"
+        return f"{int(value):,} ns of lock wait"
+    return f"{_count(value)} {weight}"
+
+
+def _measure(event: str, weight: str) -> str:
+    """What a capture's shares are of: "allocated bytes", "lock wait time", "CPU samples"."""
+    if weight == "bytes":
+        return "allocated bytes"
+    if weight == "ns":
+        return "lock wait time"
+    if weight != WEIGHT_SAMPLES:
+        return f"{event_label(event)} {weight}"
+    return f"{event_label(event)} samples"
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Column names and value format of one capture's tables."""
+
+    app_col: str
+    self_col: str
+    total_col: str
+    obj_col: str
+    unit: str
+    divisor: float
+
+    def value(self, v: int) -> str:
+        if self.divisor == 1.0:
+            return f"{v:,}"
+        return f"{v / self.divisor:,.1f}"
+
+
+def _columns(kind: str, profile: Profile) -> _Columns:
+    if not profile.weighted:
+        self_col = {"alloc": "site samples", "lock": "contention samples"}.get(kind, "self samples")
+        return _Columns("samples", self_col, "total samples", "samples", "samples", 1.0)
+    unit, div = _scale(profile.weight, profile.total)
+    if profile.weight == "ns":
+        return _Columns(f"wait {unit}", f"wait {unit}", f"total wait {unit}", f"wait {unit}", unit, div)
+    return _Columns(unit, f"self {unit}", f"total {unit}", unit, unit, div)
+
+
+def _pm(samples: int, share: float) -> str:
+    """``± 3.0`` (points, 95 %) from the sample count; ``± ?`` when it is unknown."""
+    u = uncertainty(samples, share)
+    return "± ?" if samples <= 0 else f"± {u.points:.1f}"
+
+
+def _hotspot_rows(items: list[Hotspot], by: str, cols: _Columns | None = None) -> list[list[str]]:
+    fmt = cols.value if cols else (lambda v: f"{v:,}")
     rows = []
     for i, h in enumerate(items, 1):
         if by == "self":
-            rows.append([str(i), _code(h.name), f"{h.self_samples:,}", _pct(h.self_share),
-                         uncertainty(h.samples, h.self_share).text.replace(" points", ""),
-                         _pct(h.total_share)])
+            rows.append([str(i), _code(h.name), fmt(h.self_samples), _pct(h.self_share),
+                         _pm(h.samples, h.self_share), _pct(h.total_share)])
         else:
-            rows.append([str(i), _code(h.name), f"{h.total_samples:,}", _pct(h.total_share),
-                         uncertainty(h.samples, h.total_share).text.replace(" points", ""),
-                         _pct(h.self_share)])
+            rows.append([str(i), _code(h.name), fmt(h.total_samples), _pct(h.total_share),
+                         _pm(h.samples, h.total_share), _pct(h.self_share)])
     return rows
 
 
@@ -734,8 +1053,19 @@ def _names(kind: str) -> tuple[str, str, str]:
     return "Top methods by self share", "self samples", ""
 
 
-def _capture_section(cap: CaptureData, out_dir: Path, top: int) -> list[str]:
+def _app_rule(app_packages: Sequence[str] | None) -> str:
+    prefixes = app_package_prefixes(app_packages)
+    if prefixes:
+        return ("the deepest Java method under " + ", ".join(_code(p) for p in prefixes)
+                + " (`app_packages`)")
+    return ("the deepest Java method outside the JDK/JVM packages ("
+            + ", ".join(_code(p) for p in JDK_PACKAGES) + ")")
+
+
+def _capture_section(cap: CaptureData, out_dir: Path, top: int,
+                     app_packages: Sequence[str] | None = None) -> list[str]:
     kind = event_kind(cap.event)
+    pkgs = app_packages if app_packages is not None else cap.app_packages
     lines = [f"### {cap.service}: {cap.event}", ""]
     links = []
     if cap.flamegraph:
@@ -744,6 +1074,8 @@ def _capture_section(cap: CaptureData, out_dir: Path, top: int) -> list[str]:
         links.append(f"[run copy]({_link(cap.html, out_dir)})")
     if cap.collapsed:
         links.append(f"[collapsed stacks]({_link(cap.collapsed, out_dir)})")
+    if cap.samples_collapsed:
+        links.append(f"[sample counts]({_link(cap.samples_collapsed, out_dir)})")
     lines.append("Flame graph: " + (" · ".join(links) if links else "missing") + "")
     lines.append("")
     if cap.error:
@@ -754,78 +1086,127 @@ def _capture_section(cap: CaptureData, out_dir: Path, top: int) -> list[str]:
         return lines
     engine = cap.engine or ("wall" if cap.event == "wall" else "engine not recorded")
     interval = f", interval {cap.interval}" if cap.interval else ""
-    u = uncertainty(prof.total, 0.5)
+    n = prof.samples
+    u = uncertainty(n, 0.5)
     if not prof.total:
         lines += ["No samples.", ""]
-    elif u.reliable:
-        lines += [f"{prof.total:,} {event_label(cap.event)} samples ({engine}{interval}); every share "
-                  f"below is within ± {u.points:.1f} points at 95% (the widest, for a 50% share).", ""]
-    else:
-        lines += [f"{prof.total:,} {event_label(cap.event)} samples ({engine}{interval}); {u.note}.", ""]
-    if not prof.total:
         return lines
-    self_title, self_col, obj_title = _names(kind)
+    amount = f", {_amount(prof.weight, prof.total)}" if prof.weighted else ""
+    counted = f"{n:,} {event_label(cap.event)} samples" if n else \
+        f"{event_label(cap.event)} samples (count not recorded)"
+    if n <= 0:
+        tail = ("the sample count was not recorded, so the sampling error of these shares "
+                "is unknown")
+    elif u.reliable:
+        tail = (f"every share below is within ± {u.points:.1f} points at 95% "
+                "(the widest, for a 50% share)")
+    else:
+        tail = u.note
+    lines += [f"{counted}{amount} ({engine}{interval}); {tail}.", ""]
+    if prof.weighted:
+        lines += [f"Shares are of {_measure(cap.event, prof.weight)}; their ± comes from the "
+                  "number of samples.", ""]
+    cols = _columns(kind, prof)
+    apps = app_hotspots(prof, cap.event, top, pkgs)
+    lines += ["#### Top application frames", ""]
+    if apps:
+        lines += _table(["#", "application frame", cols.app_col, "app share", "± (95%)", "total share"],
+                        _hotspot_rows(apps, "self", cols), ["r", "l", "r", "r", "r", "r"])
+        lines.append("")
+    else:
+        lines += ["No application frame on any stack.", ""]
+    covered = app_coverage(prof, cap.event, pkgs)
+    lines += [f"Application frame: {_app_rule(pkgs)}, skipping JDK, JVM, native and lambda frames. "
+              "*app share*: the stacks whose deepest application frame is the method; "
+              "*total share*: the stacks it is on. Stacks without any "
+              f"application frame hold {_pct(1.0 - covered)} of {_measure(cap.event, prof.weight)}.", ""]
+    self_title, _, obj_title = _names(kind)
     lines += [f"#### {self_title}", ""]
-    lines += _table(["#", "method" if kind != "alloc" else "allocation site", self_col,
+    lines += _table(["#", "method" if kind != "alloc" else "allocation site", cols.self_col,
                      "self share", "± (95%)", "total share"],
-                    _hotspot_rows(hotspots(prof, cap.event, top, by="self"), "self"),
+                    _hotspot_rows(hotspots(prof, cap.event, top, by="self"), "self", cols),
                     ["r", "l", "r", "r", "r", "r"])
     lines += ["", "#### Top methods by total share (on the stack)", ""]
-    lines += _table(["#", "method", "total samples", "total share", "± (95%)", "self share"],
-                    _hotspot_rows(hotspots(prof, cap.event, top, by="total"), "total"),
+    lines += _table(["#", "method", cols.total_col, "total share", "± (95%)", "self share"],
+                    _hotspot_rows(hotspots(prof, cap.event, top, by="total"), "total", cols),
                     ["r", "l", "r", "r", "r", "r"])
     if obj_title:
-        rows = [[str(i), _code(h.name), f"{h.self_samples:,}", _pct(h.self_share),
-                 uncertainty(h.samples, h.self_share).text.replace(" points", "")]
+        rows = [[str(i), _code(h.name), cols.value(h.self_samples), _pct(h.self_share),
+                 _pm(h.samples, h.self_share)]
                 for i, h in enumerate(allocated_classes(prof, cap.event, top), 1)]
         lines += ["", f"#### {obj_title}", ""]
-        lines += _table(["#", "class", "samples", "share", "± (95%)"], rows, ["r", "l", "r", "r", "r"])
+        lines += _table(["#", "class", cols.obj_col, "share", "± (95%)"], rows, ["r", "l", "r", "r", "r"])
     lines.append("")
     return lines
 
 
-def finding(cap: CaptureData) -> str:
-    """One data-driven paragraph about a capture: its top self hotspot and share."""
+def finding(cap: CaptureData, app_packages: Sequence[str] | None = None) -> str:
+    """One data-driven paragraph about a capture: it leads with the top application
+    frame and its share (± from the sample count), then the top raw leaf (the frame
+    just above the allocated/lock class for alloc/lock), the top class, and notes on
+    flat profiles, timer engines and small sample counts. ``app_packages`` overrides
+    the capture's (the run's ``settings.app_packages``)."""
     prof = cap.profile
-    who = f"{cap.service}'s {event_label(cap.event)} samples"
     if prof is None or not prof.total:
         why = f" ({cap.error})" if cap.error else ""
         return f"No {event_label(cap.event)} samples were captured for {cap.service}{why}."
     kind = event_kind(cap.event)
+    pkgs = app_packages if app_packages is not None else cap.app_packages
     engine = cap.engine or ("wall" if cap.event == "wall" else None)
-    detail = f"{prof.total:,} samples" + (f", {engine}" if engine else "")
-    top = hotspots(prof, cap.event, 3, by="self")
-    if not top:
-        return f"{cap.service} {cap.event}: {detail}, but no method frames."
-    h = top[0]
-    u = uncertainty(prof.total, h.self_share)
-    pm = f"± {u.points:.1f}"
-    if kind == "alloc":
-        text = (f"{_code(h.name)} is the top allocation site with {_pct(h.self_share)} {pm} "
-                f"of {who} ({detail}).")
-        classes = allocated_classes(prof, cap.event, 1)
-        if classes:
-            text += (f" The most sampled allocated class is {_code(classes[0].name)} "
-                     f"({_pct(classes[0].self_share)}).")
-    elif kind == "lock":
-        text = (f"{_code(h.name)} is the top contending method with {_pct(h.self_share)} {pm} "
-                f"of {who} ({detail}).")
-        classes = allocated_classes(prof, cap.event, 1)
-        if classes:
-            text += f" The most contended lock class is {_code(classes[0].name)} ({_pct(classes[0].self_share)})."
+    n = prof.samples
+    detail = f"{n:,} samples" if n else "sample count not recorded"
+    if prof.weighted:
+        detail += f", {_amount(prof.weight, prof.total)}"
+    detail += f", {engine}" if engine else ""
+    what = _measure(cap.event, prof.weight)
+    who = f"{cap.service}'s {what}"
+    apps = app_hotspots(prof, cap.event, 3, pkgs)
+    raw = hotspots(prof, cap.event, 3, by="self")
+    if apps:
+        a = apps[0]
+        role = {"alloc": "the application site of", "lock": "the application method contending in"}.get(
+            kind, "the application method behind")
+        text = f"{_code(a.name)} is {role} {_pct(a.self_share)} {_pm(n, a.self_share)} of {who} ({detail})."
+        if len(apps) > 1:
+            rest = ", ".join(f"{_code(x.name)} {_pct_min(x.self_share)}" for x in apps[1:])
+            text += f" Next application frames: {rest}."
+        covered = app_coverage(prof, cap.event, pkgs)
+        if 1.0 - covered >= 0.0005:
+            text += (f" Stacks without any application frame (only JDK, JVM or native code) "
+                     f"hold {_pct(1.0 - covered)} of {what}")
+            if covered and 1.0 - covered >= 0.5:
+                text += (f"; of the {_pct_min(covered)} with one, {_code(a.name)} holds "
+                         f"{_pct(a.self_share / covered)}")
+            text += "."
     else:
-        text = f"{_code(h.name)} is {_pct(h.self_share)} {pm} of {who} ({detail})."
-        if engine and engine.lower() in TIMER_ENGINES:
-            text += " These are CPU samples; time spent waiting does not show here."
-    if len(top) > 1:
-        rest = ", ".join(f"{_code(x.name)} {_pct(x.self_share)}" for x in top[1:])
-        text += f" Next: {rest}; the top {len(top)} together hold {_pct(sum(x.self_share for x in top))}."
-    if h.self_share < 0.05:
-        text += (" No single method dominates (flat profile): look at the total shares "
-                 "for the widest call paths.")
-    if prof.total < MIN_SAMPLES:
-        text += (f" With only {prof.total:,} samples every share is uncertain by up to "
-                 f"± {worst_case_points(prof.total):.1f} points; capture longer before "
+        text = (f"No application frame is on any stack of {who} ({detail}): it is all JDK, "
+                "JVM or native code.")
+    leaf_word = {"alloc": "raw allocation site", "lock": "raw contending frame"}.get(kind, "raw leaf")
+    if raw:
+        h = raw[0]
+        if apps and h.name == apps[0].name:
+            text += f" It is also the top {leaf_word} ({_pct(h.self_share)})."
+        else:
+            text += (f" The top {leaf_word} is {_code(h.name)} with {_pct(h.self_share)} "
+                     f"{_pm(n, h.self_share)}.")
+        if kind in ("alloc", "lock"):
+            classes = allocated_classes(prof, cap.event, 1)
+            if classes:
+                word = "allocated" if kind == "alloc" else "contended lock"
+                text += f" The top {word} class is {_code(classes[0].name)} ({_pct(classes[0].self_share)})."
+        if h.self_share < 0.05 and (not apps or apps[0].self_share < 0.05):
+            text += (" No single method dominates (flat profile): look at the total shares "
+                     "for the widest call paths.")
+    elif not apps:
+        text += " There are no method frames."
+    if kind == "cpu" and engine and engine.lower() in TIMER_ENGINES:
+        text += " These are CPU samples; time spent waiting does not show here."
+    if n <= 0:
+        text += (" The number of samples was not recorded, so the sampling error of these "
+                 "shares is unknown.")
+    elif n < MIN_SAMPLES:
+        text += (f" With only {n:,} samples every share is uncertain by up to "
+                 f"± {worst_case_points(n):.1f} points; capture longer before "
                  "acting on small differences.")
     return text
 
@@ -851,6 +1232,8 @@ def _setup_rows(manifest: Mapping, caps: list[CaptureData]) -> list[list[str]]:
         ("interval", s.get("interval")),
         ("target TPS", s.get("tps")),
         ("privileges", s.get("privileges")),
+        ("application packages", ", ".join(f"`{p}`" for p in app_package_prefixes(s.get("app_packages")) or ())
+         or None),
         ("CPU engine", "; ".join(engine_note(e) for e in cpu_engines) if cpu_engines else None),
         ("JVM flags", " ".join(f"`{f}`" for f in flags) if isinstance(flags, list) and flags else None),
         ("JDK", ", ".join(jvm_versions) if jvm_versions else None),
@@ -880,13 +1263,17 @@ def _load_rows(load: Mapping, settings: Mapping) -> list[list[str]]:
 
 
 def write_report(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None,
-                 repo_root: str | os.PathLike[str] | None = None, top: int = 10) -> Path:
+                 repo_root: str | os.PathLike[str] | None = None, top: int = 10,
+                 app_packages: Sequence[str] | None = None) -> Path:
     """Write the analysis markdown of one run and return its path.
 
     Default ``out_path`` is ``<repo_root>/docs/perf/flamegraph-analysis-<stamp>.md``;
     ``repo_root`` defaults to the repository holding ``docs/perf/runs/<stamp>``.
     Links are relative to the report's directory. Sections: title, Run set-up, Load,
-    Hotspots (per service and event), Validity, Findings.
+    Hotspots (per service and event: top application frames, then self and total
+    tables), Validity, Findings (each led by the top application frame).
+    ``app_packages`` (prefixes) overrides the manifest's ``settings.app_packages``;
+    with neither, application frames are those outside :data:`JDK_PACKAGES`.
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
@@ -903,8 +1290,8 @@ def write_report(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[st
         entry = dict(cap.meta)
         entry.setdefault("service", cap.service)
         entry.setdefault("event", cap.event)
-        if _num(entry.get("samples")) is None and cap.profile is not None:
-            entry["samples"] = cap.profile.total
+        if _num(entry.get("samples")) is None and cap.samples is not None:
+            entry["samples"] = cap.samples
         checked_caps.append(entry)
     checked["captures"] = checked_caps
     warnings = validity_warnings(checked)
@@ -913,13 +1300,17 @@ def write_report(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[st
             warnings.append(f"{cap.service} {cap.event}: no collapsed stacks in the run directory")
         if cap.flamegraph is None and cap.html is None:
             warnings.append(f"{cap.service} {cap.event}: flame graph HTML missing")
+        if cap.profile is not None and cap.profile.weighted and not cap.samples:
+            warnings.append(f"{cap.service} {cap.event}: weighted by {cap.weight} but the number "
+                            "of samples was not recorded; the uncertainty of its shares is unknown")
 
     lines = [f"# Flame graph analysis: {stamp}", ""]
     rel_run = _link(run_dir, out_dir)
     lines += [f"Generated by flamekit from run [{stamp}]({rel_run}/) "
               f"(status: {manifest.get('status') or 'unknown'}). "
-              "Shares are of each capture's samples; ± is the 95% binomial sampling error "
-              "in percentage points.", ""]
+              "Shares are of each capture's samples (of allocated bytes or lock wait time "
+              "where the capture recorded weights); ± is the 95% binomial sampling error, "
+              "from the number of samples, in percentage points.", ""]
 
     lines += ["## Run set-up", ""]
     lines += _table(["item", "value"], _setup_rows(manifest, caps)) + [""]
@@ -936,7 +1327,7 @@ def write_report(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[st
     if not caps:
         lines += ["No captures.", ""]
     for cap in caps:
-        lines += _capture_section(cap, out_dir, top)
+        lines += _capture_section(cap, out_dir, top, app_packages)
 
     lines += ["## Validity", ""]
     lines += [f"- {_md_cell(w)}" for w in warnings] if warnings else ["none"]
@@ -944,7 +1335,7 @@ def write_report(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[st
 
     lines += ["## Findings", ""]
     for cap in caps:
-        lines += [f"**{cap.service} {cap.event}.** {finding(cap)}", ""]
+        lines += [f"**{cap.service} {cap.event}.** {finding(cap, app_packages)}", ""]
     if not caps:
         lines += ["Nothing was captured.", ""]
 
@@ -1071,6 +1462,9 @@ class CaptureComparison:
     cooler_self: list[MethodDelta]
     profile_a: Profile | None = field(default=None, repr=False)
     profile_b: Profile | None = field(default=None, repr=False)
+    #: what the compared shares are of: "samples", "bytes", "ns"; "mixed" when the runs
+    #: recorded different units and no pair of sample counts was available
+    weight: str = WEIGHT_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -1109,7 +1503,7 @@ def compare_profiles(profile_a: Profile, profile_b: Profile, event: str = "cpu",
     """(hotter by total, cooler by total, hotter by self, cooler by self) of B vs A,
     each sorted by the size of the change; unchanged methods are left out."""
     ha, hb = all_hotspots(profile_a, event), all_hotspots(profile_b, event)
-    na, nb = profile_a.total, profile_b.total
+    na, nb = profile_a.samples, profile_b.samples  # sampling error from the counts
     deltas = []
     for name in set(ha) | set(hb):
         a, b = ha.get(name), hb.get(name)
@@ -1126,10 +1520,31 @@ def compare_profiles(profile_a: Profile, profile_b: Profile, event: str = "cpu",
     return hot_t, cool_t, hot_s, cool_s
 
 
+def _comparable(ca: CaptureData, cb: CaptureData) -> tuple[Profile, Profile, str]:
+    """The two profiles to compare and their unit: the weighted files when both runs
+    recorded the same weight, else the sample counts of both, else the files as they are
+    ("mixed")."""
+    pa, pb = ca.profile, cb.profile
+    assert pa is not None and pb is not None
+    if pa.weight == pb.weight:
+        return pa, pb, pa.weight
+    sa = ca.sample_profile if ca.sample_profile is not None else (None if pa.weighted else pa)
+    sb = cb.sample_profile if cb.sample_profile is not None else (None if pb.weighted else pb)
+    if sa is not None and sb is not None:
+        return sa, sb, WEIGHT_SAMPLES
+    log.warning("%s %s: A is in %s, B in %s and no sample counts for both; shares may not compare",
+                ca.service, ca.event, pa.weight, pb.weight)
+    return pa, pb, "mixed"
+
+
 def compare_runs(run_a: str | os.PathLike[str], run_b: str | os.PathLike[str],
                  runs_root: str | os.PathLike[str] = DEFAULT_RUNS_ROOT, top: int = 10) -> Comparison:
     """Compare two runs (directories or stamps under ``runs_root``): per service and
-    event present in both, the methods whose shares moved most; and load deltas."""
+    event present in both, the methods whose shares moved most; and load deltas.
+
+    Shares are normalised, so weighted and count profiles both work: the weighted
+    files are compared when both runs have them (same unit), else the sample counts;
+    the sampling error behind "beyond noise" always comes from the sample counts."""
     dir_a, dir_b = resolve_run(runs_root, run_a), resolve_run(runs_root, run_b)
     man_a, man_b = read_manifest(dir_a), read_manifest(dir_b)
     caps_a = {(c.service, c.event): c for c in load_captures(dir_a, man_a)}
@@ -1139,10 +1554,11 @@ def compare_runs(run_a: str | os.PathLike[str], run_b: str | os.PathLike[str],
         ca, cb = caps_a[key], caps_b[key]
         if ca.profile is None or cb.profile is None:
             continue
-        hot_t, cool_t, hot_s, cool_s = compare_profiles(ca.profile, cb.profile, key[1], top)
-        results.append(CaptureComparison(key[0], key[1], ca.profile.total, cb.profile.total,
+        pa, pb, unit = _comparable(ca, cb)
+        hot_t, cool_t, hot_s, cool_s = compare_profiles(pa, pb, key[1], top)
+        results.append(CaptureComparison(key[0], key[1], pa.samples, pb.samples,
                                          ca.engine, cb.engine, hot_t, cool_t, hot_s, cool_s,
-                                         ca.profile, cb.profile))
+                                         pa, pb, unit))
     usable_a = {k for k, c in caps_a.items() if c.profile is not None}
     usable_b = {k for k, c in caps_b.items() if c.profile is not None}
     load = []
@@ -1202,6 +1618,13 @@ def comparison_markdown(cmp: Comparison) -> str:
                   f"B: {c.samples_b:,} samples ({c.engine_b or 'engine not recorded'}).", ""]
         if (c.engine_a or "").lower() != (c.engine_b or "").lower():
             lines += [f"Engines differ ({c.engine_a} vs {c.engine_b}): shares may not be comparable.", ""]
+        if c.weight == "mixed":
+            a_w = c.profile_a.weight if c.profile_a else "?"
+            b_w = c.profile_b.weight if c.profile_b else "?"
+            lines += [f"Units differ (A: {a_w}, B: {b_w}) and sample counts are not available for "
+                      "both: shares may not be comparable.", ""]
+        elif c.weight != WEIGHT_SAMPLES:
+            lines += [f"Shares are of {_measure(c.event, c.weight)} in both runs.", ""]
         for title, items, by in (("Hotter by total share", c.hotter_total, "total"),
                                  ("Cooler by total share", c.cooler_total, "total"),
                                  ("Hotter by self share", c.hotter_self, "self"),
@@ -1278,8 +1701,8 @@ _DIFF_JS = r"""
   function pct(x) { return (x * 100).toFixed(2) + "%"; }
   function describe(n) {
     var d = delta(n) * 100;
-    return n.name + "\nA: " + pct(shareA(n)) + " (" + n.a + " samples)" +
-      "\nB: " + pct(shareB(n)) + " (" + n.b + " samples)" +
+    return n.name + "\nA: " + pct(shareA(n)) + " (" + n.a + " " + (D.unit_a || "samples") + ")" +
+      "\nB: " + pct(shareB(n)) + " (" + n.b + " " + (D.unit_b || "samples") + ")" +
       "\ndelta: " + (d >= 0 ? "+" : "") + d.toFixed(2) + " points";
   }
   var zoomed = root;
@@ -1355,12 +1778,21 @@ def _diff_tree(profile_a: Profile, profile_b: Profile, min_share: float) -> tupl
     return convert("all", root), names
 
 
+def _profile_amount(profile: Profile) -> str:
+    """``1,000 samples`` or ``1.2 GB allocated, 249 samples``."""
+    if not profile.weighted:
+        return f"{profile.total:,} samples"
+    n = f"{profile.samples:,} samples" if profile.samples else "sample count not recorded"
+    return f"{_amount(profile.weight, profile.total)}, {n}"
+
+
 def write_diff_flamegraph(profile_a: Profile, profile_b: Profile, out_html: str | os.PathLike[str],
                           title: str = "Differential flame graph", label_a: str = "A",
                           label_b: str = "B", event: str = "cpu", min_share: float = 1e-4) -> Path:
     """Write a self-contained differential flame graph (icicle: root on top).
 
-    Frames are laid out by B's widths (each call path's share of B's samples);
+    Frames are laid out by B's widths (each call path's share of B's samples, or of
+    B's weight for a weighted profile);
     colour is the change of the path's normalised total share, B - A: red hotter,
     blue cooler, stronger for bigger changes (full colour at the largest change).
     Hover shows A share, B share and delta; click zooms, "reset zoom" returns.
@@ -1371,6 +1803,7 @@ def write_diff_flamegraph(profile_a: Profile, profile_b: Profile, out_html: str 
     out = Path(out_html)
     tree, names = _diff_tree(profile_a, profile_b, min_share)
     data = {"names": names, "total_a": profile_a.total, "total_b": profile_b.total,
+            "unit_a": profile_a.weight, "unit_b": profile_b.weight,
             "label_a": label_a, "label_b": label_b, "root": tree}
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
     payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -1392,8 +1825,8 @@ def write_diff_flamegraph(profile_a: Profile, profile_b: Profile, out_html: str 
 <title>{esc(title)}</title>
 <style>{_DIFF_CSS}</style></head><body>
 <h1>{esc(title)}</h1>
-<div id="legend">A = {esc(label_a)} ({profile_a.total:,} samples), B = {esc(label_b)} ({profile_b.total:,} samples).
-Widths: B's share of samples. <span style="background:hsl(0,85%,55%)">hotter in B</span><span style="background:hsl(215,85%,55%)">cooler in B</span>
+<div id="legend">A = {esc(label_a)} ({esc(_profile_amount(profile_a))}), B = {esc(label_b)} ({esc(_profile_amount(profile_b))}).
+Widths: B's share of {esc(_measure(event, profile_b.weight))}. <span style="background:hsl(0,85%,55%)">hotter in B</span><span style="background:hsl(215,85%,55%)">cooler in B</span>
 full colour at ± <span id="scale" style="padding:0;margin:0">?</span> points. Click a frame to zoom.<button id="reset" type="button">reset zoom</button></div>
 <div id="info"></div>
 <div id="graph"></div>
@@ -1414,6 +1847,8 @@ __all__ = [
     "Profile", "Hotspot", "Uncertainty", "CaptureData", "MethodDelta", "CaptureComparison",
     "LoadDelta", "Comparison", "clean_frame", "is_thread_frame", "parse_collapsed", "event_kind",
     "event_label", "hotspots", "all_hotspots", "allocated_classes", "share_of", "uncertainty",
+    "app_hotspots", "top_app_frame", "app_coverage", "is_app_frame", "app_package_prefixes",
+    "JDK_PACKAGES", "WEIGHT_SAMPLES", "SAMPLES_SUFFIX",
     "worst_case_points", "read_manifest", "load_captures", "list_runs", "latest_run",
     "resolve_run", "engine_note", "validity_warnings", "report_path", "finding", "write_report",
     "write_index", "compare_profiles", "compare_runs", "comparison_markdown",

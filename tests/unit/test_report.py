@@ -86,6 +86,11 @@ def make_run(repo: Path, stamp: str, manifest: dict | None = None, collapsed: st
     ("byte[]_[k]", "byte[]"),
     ("java/lang/String[]_[k]", "java.lang.String[]"),
     ("demo/order/Svc$$Lambda$45/0x0000000800c0b000.apply_[j]", "demo.order.Svc$$Lambda$45.apply"),
+    # jfrconv writes the hidden-class address as a `.0x...` segment: keep the method name
+    ("demo/order/HttpIo$$Lambda$76.0x00007fe4ed085a70.handle_[j]", "demo.order.HttpIo$$Lambda$76.handle"),
+    ("java/lang/invoke/LambdaForm$MH.0x00007fe4ed08e000.invoke_[j]", "java.lang.invoke.LambdaForm$MH.invoke"),
+    ("demo/order/Svc$$Lambda$45/0x0000000800c0b000", "demo.order.Svc$$Lambda$45"),
+    ("demo/order/Svc$$Lambda$45.0x0000000800c0b000", "demo.order.Svc$$Lambda$45"),
     ("[order-worker-3 tid=123]", "[order-worker-3 tid=123]"),
     ("/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
     ("JavaThread::thread_main_inner", "JavaThread::thread_main_inner"),
@@ -206,6 +211,215 @@ def test_share_of_absent_method_and_empty_profile():
     assert r.share_of(r.parse_collapsed(""), "a", "cpu") == (0.0, 0.0)
     with pytest.raises(ValueError):
         r.hotspots(prof, "cpu", by="width")
+
+
+# ----------------------------------------------------------------------------- application frames
+
+
+@pytest.mark.parametrize("frame, app", [
+    ("demo/order/OrderJson.write_[j]", True),
+    ("demo.order.OrderJson.<init>", True),
+    ("demo.order.Main.lambda$main$0", True),           # a lambda's body is application code
+    ("Main.main", True),                                # default package
+    ("demo.Weather.cold", True),                        # a Java method that happens to be "cold"
+    ("java/lang/Thread.run_[j]", False),
+    ("javax.net.ssl.SSLSocket.read", False),
+    ("jdk/internal/misc/Unsafe.allocateUninitializedArray_[j]", False),
+    ("sun.nio.ch.EPollSelectorImpl.clearInterrupt", False),
+    ("com/sun/net/httpserver/Filter$Chain.doFilter_[j]", False),
+    ("org.w3c.dom.Node.getNodeName", False),
+    ("org.xml.sax.XMLReader.parse", False),
+    ("org.ietf.jgss.GSSContext.initSecContext", False),
+    ("demo/order/HttpIo$$Lambda$76.0x00007fe4ed085a70.handle_[j]", False),  # hidden-class lambda
+    ("demo.order.Main$$Lambda$73.handle", False),
+    ("pthread_cond_wait", False),
+    ("Unsafe_Park", False),
+    ("JVM_MonitorWait", False),
+    ("Parker::park", False),
+    ("/usr/lib/x86_64-linux-gnu/libc.so.6", False),
+    ("[unknown]", False),
+    ("[order-worker-1 tid=12]", False),
+    ("itable stub", False),
+    ("finish_task_switch.isra.0_[k]", False),
+    ("tcp_v4_rcv.cold_[k]", False),
+])
+def test_is_app_frame(frame, app):
+    assert r.is_app_frame(frame) is app
+
+
+def test_app_frame_is_the_deepest_non_jdk_java_frame_skipping_lambdas_and_native():
+    prof = r.parse_collapsed(
+        # app method -> JDK -> native: the app frame is demo.Svc.work, not the leaf
+        "java/lang/Thread.run;demo/Svc.handle;demo/Svc.work;java/util/HashMap.put;Unsafe_Park;"
+        "pthread_cond_wait;/usr/lib/libc.so.6 5\n"
+        # a hidden-class lambda frame below the app method is skipped, look further up
+        "java/lang/Thread.run;demo/Svc.handle;demo/Svc$$Lambda$12.0x00007fe4ed085a70.run_[j];"
+        "java/lang/String.format 3\n"
+        # the leaf itself is an app frame
+        "java/lang/Thread.run;demo/Svc.handle;demo/Svc.work 1\n"
+        # no app frame at all: idle pool thread
+        "java/lang/Thread.run;java/util/concurrent/LinkedBlockingQueue.take;pthread_cond_wait 11\n")
+    assert prof.total == 20
+    apps = r.app_hotspots(prof, "cpu", top=None)
+    assert [(h.name, h.self_samples, h.total_samples) for h in apps] == [
+        ("demo.Svc.work", 6, 6), ("demo.Svc.handle", 3, 9)]
+    work = apps[0]
+    assert work.self_share == pytest.approx(6 / 20) and work.total_share == pytest.approx(6 / 20)
+    assert apps[1].total_share == pytest.approx(9 / 20)  # shares of ALL samples
+    assert work.samples == 20
+    assert r.top_app_frame(prof, "cpu") == "demo.Svc.work"
+    assert r.app_coverage(prof, "cpu") == pytest.approx(9 / 20)
+    assert r.app_hotspots(prof, "cpu", top=1) == apps[:1]
+    # the raw leaf view still sees the native frames
+    assert r.hotspots(prof, "cpu")[0].name == "pthread_cond_wait"
+
+
+def test_app_frames_of_alloc_and_lock_never_are_the_leaf_object():
+    alloc = r.parse_collapsed(
+        "java/lang/Thread.run;demo/order/Repo.save;java/util/Arrays.copyOf;demo.order.Order_[i] 4\n"
+        "java/lang/Thread.run;java/util/TimerThread.run;byte[]_[k] 1\n")
+    assert [(h.name, h.self_samples) for h in r.app_hotspots(alloc, "alloc")] == [("demo.order.Repo.save", 4)]
+    # read as cpu, the allocated class would wrongly be the deepest app frame
+    assert r.top_app_frame(alloc, "cpu") == "demo.order.Order"
+    lock = r.parse_collapsed("[w tid=1];demo/Queue.take_[j];java/util/concurrent/locks/LockSupport.park;demo.Lock 2\n")
+    assert r.top_app_frame(lock, "lock") == "demo.Queue.take"
+    assert r.top_app_frame(r.parse_collapsed("java/lang/Thread.run;byte[] 3\n"), "alloc") is None
+    assert r.app_hotspots(r.parse_collapsed(""), "cpu") == []
+
+
+def test_app_packages_override_the_jdk_rule():
+    prof = r.parse_collapsed(
+        "java/lang/Thread.run;demo/order/Api.call;demo/lib/Util.copy;java/util/HashMap.put 6\n"
+        "java/lang/Thread.run;demonstration/Other.x 2\n"
+        "java/lang/Thread.run;demo/order/Api$Inner.go;demo/order/Api$$Lambda$9.run 2\n")
+    assert r.top_app_frame(prof, "cpu") == "demo.lib.Util.copy"
+    names = lambda pk: [(h.name, h.self_samples) for h in r.app_hotspots(prof, "cpu", None, pk)]  # noqa: E731
+    assert names(["demo.order"]) == [("demo.order.Api.call", 6), ("demo.order.Api$Inner.go", 2)]
+    assert names(["demo/order/"]) == names(["demo.order"])            # slashes and a trailing dot
+    assert names("demo.order, demonstration") == [("demo.order.Api.call", 6), ("demo.order.Api$Inner.go", 2),
+                                                  ("demonstration.Other.x", 2)]
+    assert ("demonstration.Other.x", 2) not in names(["demo"])       # a package boundary, not a substring
+    # naming a JDK package makes its frames application frames; lambdas stay skipped
+    assert names(["java.util"]) == [("java.util.HashMap.put", 6)]
+    assert r.is_app_frame("java/util/HashMap.put", ["java.util"])
+    assert not r.is_app_frame("demo/order/Api$$Lambda$9.run", ["demo"])
+    assert names([]) == names(None)                                   # empty: the default rule
+    assert r.app_package_prefixes(["demo/order", " ", "demo.order"]) == ("demo.order",)
+
+
+def test_lambda_addresses_do_not_split_a_method_across_runs():
+    a = r.parse_collapsed("demo/A$$Lambda$7.0x00007fe4ed085a70.run_[j];demo/A.work 3\n")
+    b = r.parse_collapsed("demo/A$$Lambda$7.0x00007f4e19001c50.run_[j];demo/A.work 3\n")
+    assert a.stacks == b.stacks == {("demo.A$$Lambda$7.run", "demo.A.work"): 3}
+
+
+# Copied from docs/perf/runs/20261127-073750/order-service/alloc.collapsed (trimmed to 4 lines).
+_HTTP = ("java/lang/Thread.run_[j];java/util/concurrent/ThreadPoolExecutor$Worker.run_[j];"
+         "java/util/concurrent/ThreadPoolExecutor.runWorker_[j];sun/net/httpserver/ServerImpl$Exchange.run_[j];"
+         "com/sun/net/httpserver/Filter$Chain.doFilter_[j];sun/net/httpserver/ServerImpl$Exchange$LinkHandler.handle_[j];"
+         "com/sun/net/httpserver/Filter$Chain.doFilter_[j];sun/net/httpserver/AuthFilter.doFilter_[j];"
+         "com/sun/net/httpserver/Filter$Chain.doFilter_[j];demo/order/HttpIo$$Lambda$76.0x00007fe4ed085a70.handle_[j];"
+         "demo/order/HttpIo.lambda$start$1_[j];demo/order/HttpIo.dispatch_[j];"
+         "demo/order/Main$$Lambda$73.0x00007fe4ed085620.handle_[j];demo/order/Main.lambda$main$0_[j];"
+         "demo/order/Main.route_[j]")
+REAL_ALLOC = (
+    f"{_HTTP};demo/order/OrderJson.write_[j];java/lang/invoke/Invokers$Holder.linkToTargetMethod_[j];"
+    "java/lang/invoke/LambdaForm$MH.0x00007fe4ed08e000.invoke_[j];java/lang/invoke/DirectMethodHandle$Holder.invokeStatic_[j];"
+    "java/lang/StringConcatHelper.newArray_[j];jdk/internal/misc/Unsafe.allocateUninitializedArray_[j];byte[]_[i] 91\n"
+    f"{_HTTP};demo/order/OrderJson.write_[j];java/lang/String.getBytes_[j];java/lang/String.encode_[j];"
+    "java/lang/String.encodeUTF8_[j];java/util/Arrays.copyOf_[j];byte[]_[i] 8\n"
+    f"{_HTTP};demo/order/OrderJson.write_[j];demo/order/Json.quote_[j];java/lang/StringBuilder.toString_[j];"
+    "java/lang/StringLatin1.newString_[j];java/util/Arrays.copyOfRange_[j];byte[]_[i] 5\n"
+    "jdk/internal/net/http/HttpClientImpl$SelectorManager.run_[j];sun/nio/ch/SelectorImpl.select_[j];"
+    "sun/nio/ch/SelectorImpl.lockAndDoSelect_[j];java.lang.Object[]_[i] 6\n")
+# Copied from docs/perf/runs/20261127-073841/payment-service/wall.collapsed.
+REAL_WALL = (
+    "java/lang/Thread.run_[0];java/util/concurrent/ThreadPoolExecutor$Worker.run_[0];"
+    "java/util/concurrent/ThreadPoolExecutor.runWorker_[0];java/util/concurrent/ThreadPoolExecutor.getTask_[1];"
+    "java/util/concurrent/LinkedBlockingQueue.take_[1];java/util/concurrent/locks/AbstractQueuedSynchronizer$ConditionObject.await_[1];"
+    "java/util/concurrent/ForkJoinPool.managedBlock_[1];java/util/concurrent/ForkJoinPool.unmanagedBlock_[i];"
+    "java/util/concurrent/locks/AbstractQueuedSynchronizer$ConditionNode.block_[i];java/util/concurrent/locks/LockSupport.park_[i];"
+    "jdk/internal/misc/Unsafe.park_[j];Unsafe_Park;Parker::park;pthread_cond_wait;/usr/lib/x86_64-linux-gnu/libc.so.6 6420\n"
+    "/usr/lib/x86_64-linux-gnu/libc.so.6;/usr/lib/x86_64-linux-gnu/libc.so.6;thread_native_entry;Thread::call_run;"
+    "JavaThread::thread_main_inner;CompileBroker::compiler_thread_loop;CompileQueue::get;Monitor::wait;"
+    "os::PlatformMonitor::wait;pthread_cond_timedwait;/usr/lib/x86_64-linux-gnu/libc.so.6 412\n"
+    "java/lang/Thread.run_[0];java/util/concurrent/ThreadPoolExecutor$Worker.run_[0];"
+    "java/util/concurrent/ThreadPoolExecutor.runWorker_[0];sun/net/httpserver/ServerImpl$Exchange.run_[1];"
+    "com/sun/net/httpserver/Filter$Chain.doFilter_[1];demo/payment/HttpIo$$Lambda$7.0x00007fb4ed001c50.handle_[1];"
+    "demo/payment/HttpIo.lambda$start$1_[i];demo/payment/HttpIo.dispatch_[1];"
+    "demo/payment/Main$$Lambda$1.0x00007fb4ed001800.handle_[i];demo/payment/Main.lambda$main$0_[i];"
+    "demo/payment/Main.route_[1];demo/payment/CardAuthorizer.authorize_[1];java/lang/Thread.sleep_[1];"
+    "java/lang/Thread.sleep_[j];JVM_Sleep;JavaThread::sleep;os::PlatformEvent::park;pthread_cond_timedwait;"
+    "/usr/lib/x86_64-linux-gnu/libc.so.6 200\n")
+
+
+def test_real_alloc_lines_app_site_is_order_json_not_unsafe():
+    prof = r.parse_collapsed(REAL_ALLOC)
+    assert prof.total == 110
+    raw = r.hotspots(prof, "alloc", top=1)[0]
+    assert raw.name == "jdk.internal.misc.Unsafe.allocateUninitializedArray"
+    assert raw.self_share == pytest.approx(91 / 110)
+    assert r.top_app_frame(prof, "alloc") == "demo.order.OrderJson.write"
+    apps = {h.name: h for h in r.app_hotspots(prof, "alloc", top=None)}
+    assert set(apps) == {"demo.order.OrderJson.write", "demo.order.Json.quote"}
+    assert apps["demo.order.OrderJson.write"].self_samples == 99
+    assert apps["demo.order.Json.quote"].self_samples == 5
+    assert r.app_coverage(prof, "alloc") == pytest.approx(104 / 110)
+    # the hidden-class frames are normalised, and never app frames
+    frames = {f for stack in prof.stacks for f in stack}
+    assert "demo.order.HttpIo$$Lambda$76.handle" in frames
+    assert "java.lang.invoke.LambdaForm$MH.invoke" in frames
+    assert not any("0x" in f for f in frames)
+    # with the run's packages named, the same answer
+    assert r.top_app_frame(prof, "alloc", ["demo.order"]) == "demo.order.OrderJson.write"
+
+
+def test_real_wall_lines_idle_pool_threads_do_not_hide_card_authorizer():
+    prof = r.parse_collapsed(REAL_WALL)
+    assert r.hotspots(prof, "wall", top=1)[0].name == "/usr/lib/x86_64-linux-gnu/libc.so.6"
+    [top] = r.app_hotspots(prof, "wall", top=1)
+    assert top.name == "demo.payment.CardAuthorizer.authorize"
+    assert top.self_share == pytest.approx(200 / 7032)
+    assert r.app_coverage(prof, "wall") == pytest.approx(200 / 7032)
+
+
+def test_report_leads_with_application_frames_and_uses_manifest_app_packages(tmp_path):
+    m = copy.deepcopy(CLEAN_MANIFEST)
+    m["captures"][0]["samples"] = None
+    run = make_run(tmp_path, STAMP_A, m, collapsed=REAL_WALL.replace("demo/payment", "demo/order"))
+    m["settings"]["events"] = ["wall"]
+    (run / "order-service" / "cpu.collapsed").rename(run / "order-service" / "wall.collapsed")
+    m["captures"][0].update(event="wall", engine="wall", collapsed="order-service/wall.collapsed",
+                            html="order-service/cpu.html")
+    (run / "manifest.json").write_text(json.dumps(m))
+    text = r.write_report(run, repo_root=tmp_path).read_text()
+    section = text.split("### order-service: wall")[1].split("## Validity")[0]
+    assert section.index("#### Top application frames") < section.index("#### Top methods by self share")
+    assert "| 1 | `demo.order.CardAuthorizer.authorize` | 200 | 2.8% | ± 0.4 | 2.8% |" in section
+    findings = text.split("## Findings")[1]
+    assert ("`demo.order.CardAuthorizer.authorize` is the application method behind 2.8% ± 0.4 of "
+            "order-service's wall-clock samples (7,032 samples, wall).") in findings
+    assert "hold 97.2% of wall-clock samples; of the 2.8% with one, `demo.order.CardAuthorizer.authorize` holds 100.0%" in findings
+    assert "The top raw leaf is `/usr/lib/x86_64-linux-gnu/libc.so.6` with 100.0% ± 0.0." in findings
+    # settings.app_packages narrows the application frames; an explicit argument wins over it
+    m["settings"]["app_packages"] = ["demo.order.Main"]
+    (run / "manifest.json").write_text(json.dumps(m))
+    text = r.write_report(run, repo_root=tmp_path).read_text()
+    assert "`demo.order.Main.route` is the application method behind 2.8%" in text
+    assert "| application packages | `demo.order.Main` |" in text
+    assert "the deepest Java method under `demo.order.Main`" in text
+    text = r.write_report(run, repo_root=tmp_path, app_packages=["demo.order.CardAuthorizer"]).read_text()
+    assert "`demo.order.CardAuthorizer.authorize` is the application method behind 2.8%" in text
+
+
+def test_finding_without_any_application_frame():
+    prof = r.parse_collapsed("java/lang/Thread.run;sun/nio/ch/EPollSelectorImpl.clearInterrupt;java.lang.Object 1000\n")
+    cap = r.CaptureData("svc", "lock", "lock", None, 1000, prof, None, None, None, None)
+    text = r.finding(cap)
+    assert text.startswith("No application frame is on any stack of svc's lock-contention samples")
+    assert "The top raw contending frame is `sun.nio.ch.EPollSelectorImpl.clearInterrupt` with 100.0%" in text
+    assert r.finding(cap, ["sun.nio"]).startswith("`sun.nio.ch.EPollSelectorImpl.clearInterrupt` is the "
+                                                  "application method contending in 100.0%")
 
 
 # ----------------------------------------------------------------------------- uncertainty
@@ -333,8 +547,13 @@ def test_report_contents_links_and_findings(tmp_path):
                    "| dropped iterations | 0 |", "-XX:+DebugNonSafepoints", "4.3", "v1.1.0", "17.0.15"):
         assert figure in text, figure
     assert "## Validity\n\nnone\n" in text
-    assert ("`demo.order.PricingEngine.priceOrder` is 63.2% ± 3.0 of order-service's CPU samples "
-            "(1,000 samples, perf_events)") in text
+    assert ("`demo.order.PricingEngine.priceOrder` is the application method behind 63.2% ± 3.0 of "
+            "order-service's CPU samples (1,000 samples, perf_events). Next application frames: "
+            "`demo.order.Repo.save` 36.8%. It is also the top raw leaf (63.2%).") in text
+    section = text.split("### order-service: cpu")[1]
+    assert section.index("#### Top application frames") < section.index("#### Top methods by self share")
+    assert "| 1 | `demo.order.PricingEngine.priceOrder` | 632 | 63.2% | ± 3.0 | 63.2% |" in section
+    assert "| 2 | `demo.order.Repo.save` | 368 | 36.8% | ± 3.0 | 36.8% |" in section
     assert "| 1 | `demo.order.PricingEngine.priceOrder` | 632 | 63.2% | ± 3.0 | 63.2% |" in text
     # every link resolves relative to the report, and both flame graphs are linked
     links = md_links(text)
@@ -377,7 +596,8 @@ def test_report_discovers_unlisted_captures_and_alloc_sections(tmp_path):
     text = r.write_report(run, repo_root=tmp_path).read_text()
     assert "### order-service: alloc" in text and "### order-service: cpu" in text
     assert "#### Top allocation sites (self)" in text and "#### Top allocated classes" in text
-    assert "`demo.Repo.save` is the top allocation site with 70.0%" in text
+    assert "`demo.Repo.save` is the application site of 70.0% ± 2.8 of order-service's allocation samples" in text
+    assert "It is also the top raw allocation site (70.0%)" in text
     assert "No load figures were recorded." in text
     validity = text.split("## Validity")[1]
     assert "no captures recorded" not in validity  # the discovered files are captures
@@ -394,6 +614,164 @@ def test_report_missing_manifest_and_run(tmp_path):
     (tmp_path / "empty" / "manifest.json").write_text("{not json")
     with pytest.raises(ReportError, match="unreadable manifest"):
         r.write_report(tmp_path / "empty", repo_root=tmp_path)
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def weighted_run(repo: Path, stamp: str = STAMP_A, weight_in_manifest: bool = True,
+                 samples_in_manifest: bool = True, listed: bool = True) -> Path:
+    """A run as the capture contract lays out a weighted alloc capture: alloc.collapsed
+    in bytes (1.2 GB over 400 samples), alloc.samples.collapsed with the counts."""
+    m = copy.deepcopy(CLEAN_MANIFEST)
+    m["settings"]["events"] = ["cpu", "alloc"]
+    if listed:
+        entry = {"service": "order-service", "event": "alloc", "engine": "alloc",
+                 "collapsed": "order-service/alloc.collapsed", "html": "order-service/cpu.html",
+                 "jvm": {"flags_missing": []}, "error": None}
+        if weight_in_manifest:
+            entry.update(weight="bytes", weight_total=1_200_000_000)
+        if samples_in_manifest:
+            entry["samples"] = 400
+        m["captures"].append(entry)
+    run = make_run(repo, stamp, m)
+    svc = run / "order-service"
+    # bytes: OrderJson.write's stack has few, big samples; Repo.save's many small ones
+    (svc / "alloc.collapsed").write_text(
+        f"{THREAD};demo/order/OrderJson.write_[j];jdk/internal/misc/Unsafe.allocateUninitializedArray_[j];byte[]_[i] 900000000\n"
+        f"{THREAD};demo/order/Repo.save_[j];java.lang.String_[i] 300000000\n")
+    (svc / "alloc.samples.collapsed").write_text(
+        f"{THREAD};demo/order/OrderJson.write_[j];jdk/internal/misc/Unsafe.allocateUninitializedArray_[j];byte[]_[i] 100\n"
+        f"{THREAD};demo/order/Repo.save_[j];java.lang.String_[i] 300\n")
+    return run
+
+
+def test_weighted_alloc_capture_shares_from_bytes_uncertainty_from_count(tmp_path):
+    run = weighted_run(tmp_path)
+    caps = {c.event: c for c in r.load_captures(run, r.read_manifest(run), tmp_path)}
+    assert set(caps) == {"cpu", "alloc"}  # alloc.samples.collapsed is not an event
+    cap = caps["alloc"]
+    assert (cap.weight, cap.samples, cap.weight_total) == ("bytes", 400, 1_200_000_000)
+    assert cap.samples_collapsed == run / "order-service" / "alloc.samples.collapsed"
+    prof = cap.profile
+    assert prof.weighted and prof.total == 1_200_000_000 and prof.samples == 400
+    assert cap.sample_profile.total == 400 and not cap.sample_profile.weighted
+    [app] = r.app_hotspots(prof, "alloc", top=1)
+    assert app.name == "demo.order.OrderJson.write"
+    assert app.self_share == pytest.approx(0.75)          # of bytes, not of samples (25 %)
+    assert app.samples == 400                             # the count, never 1.2e9
+    u = app.self_uncertainty()
+    assert u.points == pytest.approx(100 * 1.96 * math.sqrt(0.75 * 0.25 / 400))
+    assert not u.reliable                                 # 400 samples: under the ~1,000 rule
+    assert r.allocated_classes(prof, "alloc")[0].samples == 400
+
+    text = r.write_report(run, repo_root=tmp_path).read_text()
+    section = text.split("### order-service: alloc")[1].split("## Validity")[0]
+    assert "400 allocation samples, 1.2 GB allocated (alloc); only 400 samples (under ~1,000)" in section
+    assert "up to ± 4.9 points at 95%" in section
+    assert "Shares are of allocated bytes; their ± comes from the number of samples." in section
+    assert "| # | application frame | MB | app share | ± (95%) | total share |" in section
+    assert "| 1 | `demo.order.OrderJson.write` | 900.0 | 75.0% | ± 4.2 | 75.0% |" in section
+    assert "| # | allocation site | self MB | self share | ± (95%) | total share |" in section
+    assert "| 1 | `jdk.internal.misc.Unsafe.allocateUninitializedArray` | 900.0 | 75.0% | ± 4.2 | 75.0% |" in section
+    assert "| # | method | total MB | total share | ± (95%) | self share |" in section
+    assert "| # | class | MB | share | ± (95%) |" in section
+    assert "[sample counts](" in section
+    assert "site samples" not in section
+    findings = text.split("## Findings")[1]
+    assert ("`demo.order.OrderJson.write` is the application site of 75.0% ± 4.2 of order-service's "
+            "allocated bytes (400 samples, 1.2 GB allocated, alloc).") in findings
+    assert "The top raw allocation site is `jdk.internal.misc.Unsafe.allocateUninitializedArray` with 75.0% ± 4.2." in findings
+    assert "With only 400 samples every share is uncertain by up to ± 4.9 points" in findings
+    validity = text.split("## Validity")[1].split("## Findings")[0]
+    assert "order-service alloc: only 400 samples (under ~1,000)" in validity
+
+
+def test_weighted_capture_count_from_samples_file_and_weight_inferred(tmp_path):
+    run = weighted_run(tmp_path, samples_in_manifest=False)
+    cap = next(c for c in r.load_captures(run, r.read_manifest(run), tmp_path) if c.event == "alloc")
+    assert cap.samples == 400 and cap.profile.samples == 400 and cap.weight == "bytes"
+    text = r.write_report(run, repo_root=tmp_path).read_text()
+    assert "order-service alloc: only 400 samples" in text.split("## Validity")[1]
+    # an unlisted capture with a samples file of other totals: weights, in bytes for alloc
+    run2 = weighted_run(tmp_path / "b", listed=False)
+    caps = {c.event: c for c in r.load_captures(run2, r.read_manifest(run2), tmp_path / "b")}
+    assert set(caps) == {"cpu", "alloc"}
+    assert (caps["alloc"].weight, caps["alloc"].samples, caps["alloc"].profile.samples) == ("bytes", 400, 400)
+    # listed without a weight key and without a samples file: counts, as before
+    run3 = weighted_run(tmp_path / "c", weight_in_manifest=False)
+    (run3 / "order-service" / "alloc.samples.collapsed").unlink()
+    cap3 = next(c for c in r.load_captures(run3, r.read_manifest(run3), tmp_path / "c") if c.event == "alloc")
+    assert cap3.weight == "samples" and not cap3.profile.weighted and cap3.samples == 400
+
+
+def test_weighted_capture_without_any_count_says_the_error_is_unknown(tmp_path):
+    run = weighted_run(tmp_path, samples_in_manifest=False)
+    (run / "order-service" / "alloc.samples.collapsed").unlink()
+    cap = next(c for c in r.load_captures(run, r.read_manifest(run), tmp_path) if c.event == "alloc")
+    assert cap.samples is None and cap.profile.samples == 0
+    assert r.app_hotspots(cap.profile, "alloc")[0].self_uncertainty().text.startswith("± ?")
+    text = r.write_report(run, repo_root=tmp_path).read_text()
+    assert "weighted by bytes but the number of samples was not recorded" in text
+    assert "75.0% ± ? of order-service's allocated bytes" in text
+    assert "1,200,000,000" not in text
+
+
+def test_weighted_lock_labels_in_ms_of_wait():
+    prof = r.parse_collapsed(
+        "[w tid=1];demo/inventory/StockLedger.reserve_[j];java.lang.Object_[i] 30000000\n"
+        "[w tid=2];sun/net/httpserver/ServerImpl$Dispatcher.run_[j];java.lang.Object_[i] 10000000\n",
+        weight="ns", sample_count=1500)
+    cap = r.CaptureData("inventory-service", "lock", "lock", None, 1500, prof, None, None, None, None,
+                        weight="ns")
+    lines = "\n".join(r._capture_section(cap, Path("."), 10))
+    assert "1,500 lock-contention samples, 40.0 ms of lock wait (lock); every share below is within ± 2.5 points" in lines
+    assert "| # | application frame | wait ms | app share | ± (95%) | total share |" in lines
+    assert "| 1 | `demo.inventory.StockLedger.reserve` | 30.0 | 75.0% | ± 2.2 | 75.0% |" in lines
+    assert "| # | method | wait ms | self share | ± (95%) | total share |" in lines
+    assert "| # | method | total wait ms | total share | ± (95%) | self share |" in lines
+    assert "contention samples |" not in lines
+    assert r.finding(cap).startswith(
+        "`demo.inventory.StockLedger.reserve` is the application method contending in 75.0% ± 2.2 of "
+        "inventory-service's lock wait time (1,500 samples, 40.0 ms of lock wait, lock).")
+
+
+def test_compare_weighted_runs_and_mixed_runs(tmp_path):
+    a = weighted_run(tmp_path, STAMP_A)
+    b = weighted_run(tmp_path, STAMP_B)
+    (b / "order-service" / "alloc.collapsed").write_text(
+        f"{THREAD};demo/order/OrderJson.write_[j];byte[]_[i] 300000000\n"
+        f"{THREAD};demo/order/Repo.save_[j];java.lang.String_[i] 900000000\n")
+    cmp = r.compare_runs(a, b)
+    cap = next(c for c in cmp.captures if c.event == "alloc")
+    assert cap.weight == "bytes" and (cap.samples_a, cap.samples_b) == (400, 400)
+    assert cap.profile_a.weighted and cap.profile_b.weighted
+    d = {x.name: x for x in cap.cooler_total}["demo.order.OrderJson.write"]
+    assert d.total_delta == pytest.approx(-0.5)  # 75 % -> 25 % of bytes
+    assert "Shares are of allocated bytes in both runs." in r.comparison_markdown(cmp)
+    # an older run of counts against a weighted run: both sides' sample counts are compared
+    (a / "order-service" / "alloc.collapsed").write_text(
+        (a / "order-service" / "alloc.samples.collapsed").read_text())
+    (a / "order-service" / "alloc.samples.collapsed").unlink()
+    m = r.read_manifest(a)
+    for c in m["captures"]:
+        c.pop("weight", None)
+        c.pop("weight_total", None)
+    (a / "manifest.json").write_text(json.dumps(m))
+    cap = next(c for c in r.compare_runs(a, b).captures if c.event == "alloc")
+    assert cap.weight == "samples"
+    assert not cap.profile_a.weighted and not cap.profile_b.weighted
+    assert cap.profile_b.total == 400
+    assert not cap.cooler_total or "demo.order.OrderJson.write" not in {x.name for x in cap.cooler_total}
+
+
+def test_diff_flamegraph_names_weighted_units(tmp_path):
+    a = r.parse_collapsed("root;hot 600\n", weight="bytes", sample_count=3)
+    b = r.parse_collapsed("root;hot 300\nroot;cold 300\n", weight="bytes", sample_count=4)
+    page = r.write_diff_flamegraph(a, b, tmp_path / "d.html", event="alloc").read_text()
+    assert "600 bytes allocated, 3 samples" in page and "share of allocated bytes" in page
+    data = embedded_data(page)
+    assert (data["unit_a"], data["unit_b"]) == ("bytes", "bytes")
 
 
 # ----------------------------------------------------------------------------- index
