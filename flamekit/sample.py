@@ -76,6 +76,6 @@ def load_sample_data(gateway_url: str, path: Path, session: requests.Session | N
             body = r.json()
         except ValueError:
             body = {}
-        summary.orders.append({"ref": order.get("ref"), "id": body.get("id"), "status": body.get("status"),
+        summary.orders.append({"ref": order.get("ref"), "id": body.get("orderId", body.get("id")), "status": body.get("status"),
                                "http": r.status_code})
     return summary
