@@ -89,3 +89,58 @@ def test_offline_builds_missing_images(monkeypatch):
     monkeypatch.setattr(engine, "build_offline_image", lambda kind, tag, *a, **k: built.append((kind, tag)) or 1.0)
     engine.ensure_images("offline", ("b", "r"), ("ob", "or"), "m", r)
     assert built == [("jdk", "ob"), ("jre", "or")]
+
+
+class FakeProc:
+    pid = 4242
+    returncode = None
+
+    def poll(self):
+        return None
+
+
+def test_root_on_debian_starts_dockerd_and_waits(monkeypatch, tmp_path):
+    answers = iter([Result(1, "", "Cannot connect to the Docker daemon"), Result(1, "", "still starting"),
+                    Result(0, "20.10.24\n")])
+    calls = []
+
+    def runner(args, timeout=None, input=None):
+        calls.append(list(args))
+        if args[:2] == ["docker", "info"]:
+            return next(answers)
+        return Result(0, "v2.40.3", "")
+
+    started = []
+    monkeypatch.setattr(engine.shutil, "which", lambda name: "/usr/sbin/dockerd")
+    monkeypatch.setattr(engine.time, "sleep", lambda s: None)
+    monkeypatch.setattr(engine.platform, "system", lambda: "Linux")
+    msg = engine.ensure_engine(runner, is_root=True, release=DEBIAN, log_path=tmp_path / "dockerd.log",
+                               pid_path=tmp_path / "dockerd.pid",
+                               popen=lambda args, **kw: started.append((args, kw)) or FakeProc())
+    assert started and started[0][0] == ["dockerd"] and started[0][1]["start_new_session"] is True
+    assert "dockerd started (pid 4242" in msg and str(tmp_path / "dockerd.log") in msg
+    assert (tmp_path / "dockerd.pid").read_text() == "4242"
+    assert not any(c[0] == "apt-get" for c in calls)  # dockerd was already installed
+
+
+def test_root_on_debian_installs_docker_io_when_missing(monkeypatch, tmp_path):
+    answers = iter([Result(127, "", "docker: command not found"), Result(0, "20.10.24\n")])
+
+    def runner(args, timeout=None, input=None):
+        if args[:2] == ["docker", "info"]:
+            return next(answers)
+        return Result(0, "", "")
+
+    r_calls = []
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    monkeypatch.setattr(engine.time, "sleep", lambda s: None)
+    monkeypatch.setattr(engine.platform, "system", lambda: "Linux")
+
+    def tracking(args, timeout=None, input=None):
+        r_calls.append(list(args))
+        return runner(args, timeout, input)
+
+    engine.ensure_engine(tracking, is_root=True, release=DEBIAN, log_path=tmp_path / "l", pid_path=tmp_path / "p",
+                         popen=lambda args, **kw: FakeProc())
+    assert ["apt-get", "update", "-qq"] in r_calls
+    assert any("docker.io" in c for c in r_calls)
