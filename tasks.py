@@ -106,6 +106,8 @@ def up(c, profiling=False, build=False, timeout=None, privileges=None, verbose=F
     ui.say(f"starting {s.project_name} ({', '.join(str(f) for f in st.files)})")
     import time
     t0 = time.monotonic()
+    if build:
+        ui.say("building the service images (javac inside the build image; about a minute the first time)")
     st.up(build=build, timeout=s.wait_timeout)
     ui.ok(f"stack healthy in {time.monotonic() - t0:.1f}s")
     _print_status(st)
@@ -421,6 +423,8 @@ def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=N
     try:
         started = True
         t_up = time.monotonic()
+        if s.demo:
+            ui.say("building the demo images if needed (about a minute the first time), then starting")
         st.up(build=s.demo, timeout=s.wait_timeout)
         ui.banner(4, total, "wait until healthy")
         states = st.wait_healthy(s.wait_timeout)
