@@ -1,5 +1,7 @@
 package demo.gateway;
 
+import demo.common.HttpIo;
+
 import java.net.http.HttpClient;
 import java.time.Duration;
 

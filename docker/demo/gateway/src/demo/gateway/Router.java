@@ -1,5 +1,7 @@
 package demo.gateway;
 
+import demo.common.HttpIo;
+
 import com.sun.net.httpserver.HttpExchange;
 import java.io.IOException;
 import java.net.URI;

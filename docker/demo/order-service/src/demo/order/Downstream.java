@@ -1,5 +1,8 @@
 package demo.order;
 
+import demo.common.Json;
+import demo.common.HttpIo;
+
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;

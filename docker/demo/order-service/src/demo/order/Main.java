@@ -1,5 +1,8 @@
 package demo.order;
 
+import demo.common.Json;
+import demo.common.HttpIo;
+
 import com.sun.net.httpserver.HttpExchange;
 import java.util.Map;
 

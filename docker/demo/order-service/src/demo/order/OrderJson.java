@@ -1,5 +1,7 @@
 package demo.order;
 
+import demo.common.Json;
+
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 

@@ -1,5 +1,8 @@
 package demo.payment;
 
+import demo.common.Json;
+import demo.common.HttpIo;
+
 import com.sun.net.httpserver.HttpExchange;
 import java.math.BigDecimal;
 import java.util.LinkedHashMap;

@@ -1,4 +1,4 @@
-package demo.order;
+package demo.common;
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;

@@ -1,4 +1,4 @@
-package demo.order;
+package demo.common;
 
 import java.math.BigDecimal;
 import java.util.ArrayList;
