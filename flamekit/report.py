@@ -861,6 +861,10 @@ def validity_warnings(manifest: Mapping | None) -> list[str]:
         if err_rate is not None and err_rate > MAX_ERROR_RATE:
             warnings.append(f"error rate {err_rate:.2%} is over {MAX_ERROR_RATE:.0%}: "
                             "the profile partly shows error handling, not the normal path")
+        checks = _error_fraction(load.get("checks_failed_rate"))
+        if checks is not None and checks > MAX_ERROR_RATE:
+            warnings.append(f"{checks:.2%} of the k6 checks failed (wrong status or body): "
+                            "the stack did not answer as the script expects; see the run's k6.log")
 
     warmup = _num(_get(m, "settings", "warmup"))
     if warmup is not None and warmup <= 0:

@@ -977,3 +977,14 @@ def test_generated_pages_load_in_chromium_without_errors(tmp_path):
     assert any("nope is not defined" in e for e in errors), errors
     assert not list(tmp_path.glob(".probe-*")) and not list(fg_dir.glob(".probe-*"))
     shutil.rmtree(tmp_path / "docs")
+
+
+def test_failed_checks_are_a_validity_warning():
+    from flamekit import report as fkreport
+    base = {"status": "ok", "settings": {"warmup": 5},
+            "load": {"target_tps": 25, "achieved_tps": 25, "dropped_iterations": 0, "error_rate": 0.0}}
+    quiet = [w for w in fkreport.validity_warnings({**base, "load": {**base["load"], "checks_failed_rate": 0.0}})
+             if "checks failed" in w]
+    assert quiet == []
+    loud = fkreport.validity_warnings({**base, "load": {**base["load"], "checks_failed_rate": 0.2}})
+    assert any("20.00% of the k6 checks failed" in w for w in loud)
