@@ -57,7 +57,11 @@ def stock(url: str, sku: str) -> int:
 
 def test_orders_through_the_gateway_with_saga_and_compensation(demo_stack):
     url = demo_stack.gateway_url
+    # set the stock this test needs itself: other tests may have recreated the containers
+    r = requests.post(f"{url}/api/inventory/stock/bulk", json=[{"sku": "SKU-7", "qty": 100}], timeout=10)
+    assert r.status_code < 300, r.text
     before = stock(url, "SKU-7")
+    assert before == 100
     ok = requests.post(f"{url}/api/orders", json={"customerId": "c-1", "cardNumber": "4111-1111-1111-1111",
                                                    "items": [{"sku": "SKU-7", "qty": 2, "unitPrice": 3.5}]},
                        timeout=30)
