@@ -110,3 +110,22 @@ def test_every_task_has_help_for_each_flag():
         params = [p for p in inspect.signature(t.body).parameters if p != "c"]
         for p in params:
             assert p in t.help, f"task {name}: flag --{p} has no help text"
+
+
+def test_user_errors_become_one_line_exits(tmp_path, monkeypatch):
+    from invoke import Context, Exit
+    cfg = invoke_config(tmp_path)
+    with pytest.raises(Exit) as e:
+        tasks.profile(Context(cfg), service="billing")
+    assert e.value.code == 1
+    assert str(e.value.message).startswith("error: unknown service 'billing'")
+    assert "\n" not in str(e.value.message)
+
+
+def test_view_without_runs_is_a_clear_error(tmp_path, monkeypatch):
+    from invoke import Context, Exit
+    monkeypatch.setenv("INVOKE_FLAMEKIT_RUNS_DIR", str(tmp_path / "none"))
+    cfg = invoke_config(tmp_path, env={"INVOKE_FLAMEKIT_RUNS_DIR": str(tmp_path / "none")}, monkeypatch=monkeypatch)
+    with pytest.raises(Exit) as e:
+        tasks.view(Context(cfg), print_only=True)
+    assert "inv profile" in str(e.value.message)
