@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INV := $(BIN)/inv
 
-.PHONY: setup bootstrap demo test test-unit clean
+.PHONY: setup bootstrap demo test test-unit bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: bootstrap  ## unit and integration tests (integration needs the engine)
 
 test-unit: setup  ## fast tests, no Docker
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: bootstrap  ## full benchmarks: writes docs/perf/benchmarks.md (about half an hour)
+	$(BIN)/python bench/run_all.py
+
+bench-quick: bootstrap  ## the benchmarks' quick mode, as CI runs it
+	$(BIN)/python bench/run_all.py --quick --out bench/out/benchmarks-quick.md
 
 clean:
 	-$(INV) down
