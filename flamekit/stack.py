@@ -113,7 +113,9 @@ class Stack:
 
     def down(self, volumes: bool = True) -> None:
         with compose_environment(self.env), docker_errors("docker compose down"):
-            self.docker.compose.down(volumes=volumes, remove_orphans=True, timeout=10, quiet=True)
+            # no timeout of ours: each service's stop_grace_period applies (the demo's is 2 s,
+            # since sh as PID 1 ignores SIGTERM; a forced 10 s here cost ~30 s per teardown)
+            self.docker.compose.down(volumes=volumes, remove_orphans=True, quiet=True)
 
     def ps(self) -> list[ServiceState]:
         with docker_errors("docker compose ps"):

@@ -131,12 +131,8 @@ def run_profile(
                 k6run.wait()
                 result = k6run.result()
                 manifest["load"] = result.to_dict()
-            for sess in cap.sessions:
-                try:
-                    manifest["captures"].extend(cap.collect(sess))
-                except FlamekitError as exc:
-                    manifest["captures"].append({"service": sess.service, "event": ",".join(sess.events),
-                                                 "error": str(exc), "samples": 0})
+            say(f"converting {len(cap.sessions) * len(events)} profile(s) with jfrconv")
+            manifest["captures"].extend(collect_all(cap))
             errors = [c for c in manifest["captures"] if c.get("error")]
             if errors:
                 failure = CaptureError(
@@ -173,6 +169,23 @@ def run_profile(
         failure.run_dir = run_dir  # type: ignore[attr-defined]
         raise failure
     return Outcome(run_dir, manifest)
+
+
+def collect_all(cap: "fkcapture.Capture") -> list[dict]:
+    """Collect every session, services in parallel (jfrconv starts a JVM per conversion),
+    results in session order; a failed service becomes an error entry, not an exception."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(sess) -> list[dict]:
+        try:
+            return cap.collect(sess)
+        except FlamekitError as exc:
+            return [{"service": sess.service, "event": ",".join(sess.events), "error": str(exc), "samples": 0}]
+
+    if len(cap.sessions) <= 1:
+        return [c for sess in cap.sessions for c in one(sess)]
+    with ThreadPoolExecutor(max_workers=min(4, len(cap.sessions)), thread_name_prefix="collect") as pool:
+        return [c for chunk in pool.map(one, cap.sessions) for c in chunk]
 
 
 def read_manifest(run_dir: Path) -> dict:
