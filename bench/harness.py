@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""What does the harness itself cost: wall time beyond the load it asks for, and memory.
+
+1. `inv profile --service order-service --event cpu` (and, in full mode, `--event all`) with
+   warm-up W and capture D: wall time of the command beyond W + D, split into the part before
+   the capture starts and the part after it ends (stop, collect, jfrconv, copy-out).
+2. `inv profile-all` for one service (order-service) and for all four, same duration: total
+   wall time and time per step ([1/8] ... [8/8], from the time-stamped output). Full mode runs
+   them cold, each in its own compose project (stack up, sample data, capture, report, stack
+   down); quick mode runs them with --keep-up on the already running stack and only the cpu
+   event, so stack start-up is mostly skipped (and figures are not comparable to full mode).
+3. For every command, the harness's peak memory: the inv (Python) process's own peak RSS
+   (VmHWM, polled every 0.5 s), the peak of the summed RSS of inv and everything it runs (k6,
+   docker CLI), and wait4's ru_maxrss (the largest single process of that tree).
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common as c  # noqa: E402
+
+BANNER_RE = re.compile(r"^==> \[(\d)/(\d)\] (.*)$")
+
+
+def mem(res: c.InvResult) -> dict:
+    return {"inv_peak_mib": _mib(res.inv_hwm_kb), "tree_peak_mib": _mib(res.tree_peak_kb),
+            "maxrss_mib": _mib(res.maxrss_kb), "harness_cpu_s": res.cpu_s}
+
+
+def _mib(kb: int | None) -> float | None:
+    return None if not kb else kb / 1024
+
+
+def profile_run(st: c.BenchStack, event: str, duration: int, warmup: int) -> dict:
+    res = st.inv("profile", "--service", "order-service", "--event", event, "--duration", str(duration),
+                 "--warmup", str(warmup), check=False, timeout=900)
+    out = {"command": f"profile --event {event}", "event": event, "rc": res.returncode, "wall_s": res.wall_s,
+           "beyond_s": res.wall_s - warmup - duration, **mem(res)}
+    if not res.ok:
+        out["error"] = res.tail(4)
+        return out
+    t_cap = res.first_line_time(r"^profiling ")
+    if t_cap is not None:
+        out["before_capture_s"] = t_cap - warmup       # start-up, JVM discovery, k6 start, 1 s lead
+        out["after_capture_s"] = res.wall_s - t_cap - duration  # stop, k6 end, collect, convert, exit
+    rd = res.run_dir()
+    if rd is not None:
+        manifest, _ = c.load_run(rd)
+        out["manifest_wall_s"] = manifest.get("wall_seconds")
+        out["load_issues"] = c.load_issues(manifest.get("load"))[0]
+    return out
+
+
+#: profile-all's steps by banner number (the banner's own title varies with the services).
+STEPS = {0: "Python and invoke start-up", 1: "async-profiler check", 2: "engine and base images",
+         3: "stack up (compose up --build)", 4: "wait until healthy, check the override",
+         5: "sample data", 6: "capture (one load window), collect, convert", 7: "report",
+         8: "stack down (or left up)"}
+
+
+def phases(res: c.InvResult) -> dict[str, float]:
+    """Seconds per profile-all step, keyed "N name", from the time-stamped banners."""
+    marks = []
+    for t, line in res.lines:
+        m = BANNER_RE.match(line.strip())
+        if m:
+            marks.append((t, int(m.group(1))))
+    out = {}
+    if marks:
+        out[f"0 {STEPS[0]}"] = marks[0][0]
+    for (t, n), nxt in zip(marks, marks[1:] + [(res.wall_s, 9)]):
+        out[f"{n} {STEPS.get(n, 'step')}"] = nxt[0] - t
+    return out
+
+
+def profile_all_run(st: c.BenchStack, services: str | None, events: str | None, duration: int, warmup: int,
+                    cold: bool, tag: str) -> dict:
+    args = ["profile-all", "--duration", str(duration), "--warmup", str(warmup)]
+    if services:
+        args += ["--services", services]
+    if events:
+        args += ["--events", events]
+    nsvc = len(services.split(",")) if services else 4
+    if cold:
+        project, port = f"{st.project}{tag}", c.free_port()
+        try:
+            res = st.inv(*args, check=False, timeout=1800, project=project, port=port)
+        finally:
+            if st.running_containers(project):
+                st.down(project=project)
+        left = st.running_containers(project)
+    else:
+        res = st.inv(*args, "--keep-up", check=False, timeout=1800)
+        left = []
+    out = {"command": f"profile-all {nsvc} service(s)", "services": nsvc, "cold": cold, "rc": res.returncode,
+           "wall_s": res.wall_s, "beyond_s": res.wall_s - warmup - duration, "phases": phases(res),
+           "containers_left": len(left), **mem(res)}
+    if not res.ok:
+        out["error"] = res.tail(4)
+    m = re.search(r"^profile-all took (\d+)s", res.stdout, re.M)
+    if m:
+        out["reported_s"] = int(m.group(1))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = c.parser(__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=None, help="runs of each command (default 3/2, quick 1)")
+    ap.add_argument("--duration", type=int, default=None, help="capture seconds (default 30, quick 3)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds (default 10, quick 1)")
+    args = ap.parse_args(argv)
+    c.check_args(ap, args)
+    quick = args.quick
+    duration = args.duration or (3 if quick else 30)
+    warmup = args.warmup if args.warmup is not None else (1 if quick else 10)
+    n_profile = args.repeats or (1 if quick else 3)
+    n_all = args.repeats or (1 if quick else 2)
+    profile_events = ("cpu",) if quick else ("cpu", "all")
+    pa_events = "cpu" if quick else None  # None: profile-all's default, all four events
+    cold = not quick
+
+    bench = c.Bench("harness", "Harness cost (`bench/harness.py`)", args)
+    runs: list[dict] = []
+    with bench, c.demo_stack(args, "harness", bench.workdir, bench) as st:
+        c.prime(st, 3 if quick else 15)
+        for i in range(n_profile):
+            for ev in profile_events:
+                c.say(f"inv profile --event {ev} ({i + 1}/{n_profile}): warm-up {warmup} s + capture {duration} s")
+                r = profile_run(st, ev, duration, warmup)
+                runs.append(r)
+                c.say(f"  {r['wall_s']:.1f} s wall, {r['beyond_s']:.1f} s beyond warm-up + duration; "
+                      f"inv peak {c.fmt_num(r['inv_peak_mib'])} MiB, tree {c.fmt_num(r['tree_peak_mib'])} MiB")
+                if r.get("error"):
+                    bench.problems.append(f"inv profile --event {ev} failed: {r['error']}")
+        for i in range(n_all):
+            for services in ("order-service", None):
+                nsvc = 1 if services else 4
+                c.say(f"inv profile-all, {nsvc} service(s) ({i + 1}/{n_all}, "
+                      f"{'cold: own project, up and down' if cold else 'on the running stack, --keep-up'})")
+                r = profile_all_run(st, services, pa_events, duration, warmup, cold, f"all{i}{nsvc}")
+                runs.append(r)
+                c.say(f"  {r['wall_s']:.1f} s wall; steps: "
+                      + ", ".join(f"[{k.split(' ', 1)[0]}] {v:.1f}" for k, v in sorted(r["phases"].items()))
+                      + f"; inv peak {c.fmt_num(r['inv_peak_mib'])} MiB, tree {c.fmt_num(r['tree_peak_mib'])} MiB")
+                if r.get("error"):
+                    bench.problems.append(f"inv profile-all ({nsvc} services) failed: {r['error']}")
+                if r["containers_left"]:
+                    bench.problems.append(f"inv profile-all ({nsvc} services) left {r['containers_left']} containers")
+
+    figures: dict = {"profile": {}, "profile_all": {}}
+    rows = []
+    keys = (("wall_s", "wall time", " s"), ("beyond_s", "beyond warm-up + duration", " s"),
+            ("before_capture_s", "  of which before the capture", " s"),
+            ("after_capture_s", "  of which after the capture", " s"),
+            ("inv_peak_mib", "inv process peak RSS", " MiB"), ("tree_peak_mib", "inv + children peak RSS", " MiB"),
+            ("maxrss_mib", "largest process (ru_maxrss)", " MiB"), ("harness_cpu_s", "harness CPU (inv + k6 + docker CLI)", " s"))
+    cols = []
+    for ev in profile_events:
+        rs = [r for r in runs if r.get("event") == ev and not r.get("error")]
+        figures["profile"][ev] = {k: c.summary(r.get(k) for r in rs) for k, _, _ in keys}
+        cols.append((f"`inv profile --event {ev}`", figures["profile"][ev]))
+    for nsvc in (1, 4):
+        rs = [r for r in runs if r.get("services") == nsvc and not r.get("error")]
+        f = {k: c.summary(r.get(k) for r in rs) for k, _, _ in keys}
+        names = sorted({p for r in rs for p in r["phases"]})
+        f["phases"] = {p: c.summary(r["phases"].get(p) for r in rs) for p in names}
+        figures["profile_all"][str(nsvc)] = f
+        cols.append((f"`inv profile-all`, {nsvc} service{'s' if nsvc > 1 else ''}", f))
+    for k, label, unit in keys:
+        rows.append([label] + [c.fmt_spread(f[k], 1, unit) for _, f in cols])
+    one, four = figures["profile_all"]["1"], figures["profile_all"]["4"]
+    figures["profile_all_four_over_one"] = c.ratio(four["wall_s"]["mean"], one["wall_s"]["mean"])
+    phase_rows = []
+    for p in sorted(set(one.get("phases", {})) | set(four.get("phases", {})), key=lambda x: int(x.split()[0])):
+        phase_rows.append([f"[{p.split(' ', 1)[0]}/8] {p.split(' ', 1)[1]}" if not p.startswith("0 ")
+                           else p.split(" ", 1)[1],
+                           c.fmt_spread(one["phases"].get(p, {}), 1, " s"),
+                           c.fmt_spread(four["phases"].get(p, {}), 1, " s")])
+    c.say(f"profile-all 4 services / 1 service wall time: x{c.fmt_num(figures['profile_all_four_over_one'], 2)}")
+    body = "\n".join([
+        f"Warm-up {warmup} s and capture {duration} s for every command, 25 TPS; "
+        f"`inv profile` {n_profile} time(s) per event, `inv profile-all` {n_all} time(s) per service count "
+        + ("(cold: each in its own compose project -- build check, stack up, sample data, capture of all "
+           "four events, report, stack down)." if cold else
+           "(quick mode: `--keep-up` on the running stack, cpu event only -- not comparable to a full run).")
+        + " *beyond*: wall time minus warm-up minus duration. *before the capture*: from the command's start "
+          "to the `profiling ...` line, minus the warm-up (Python and invoke start-up, JVM discovery, k6 "
+          "start, a 1 s lead); *after*: from the end of the capture window to exit (stopping asprof, k6's "
+          "last seconds, `jfrconv` in the container, copying out, the manifest). Memory: the inv process's "
+          "own peak RSS (VmHWM polled every 0.5 s), the peak of the summed RSS of inv and its descendants, "
+          "and `ru_maxrss` from wait4 (the largest single process of the tree, usually k6).",
+        "",
+        c.md_table(["figure"] + [n for n, _ in cols], rows),
+        "",
+        f"`inv profile-all` with four services took x{c.fmt_num(figures['profile_all_four_over_one'], 2)} "
+        "the wall time of one service at the same duration (one load window for all; the extra time is "
+        "start-up of more containers and the per-service collection and conversion). Time per step:",
+        "",
+        c.md_table(["step", "1 service", "4 services"], phase_rows),
+    ])
+    settings = {"duration": duration, "warmup": warmup, "profile_repeats": n_profile, "profile_all_repeats": n_all,
+                "profile_events": profile_events, "profile_all_events": pa_events or "cpu,alloc,wall,lock",
+                "cold_profile_all": cold}
+    return bench.finish(figures, runs, body, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
