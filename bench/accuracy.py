@@ -12,8 +12,9 @@ reports:
 
 next to the designed share, over 5 repeated runs (quick: 2 short ones): mean, spread, and how
 often the planted method is the top application frame. Then it doubles PRICING_COST (compose
-recreates order-service), profiles once more and checks the priceOrder share moved up, as far as
-the simple model 2s/(1+s) predicts. The cost is restored afterwards.
+recreates order-service), profiles once more, restores the cost (recreating it again) and profiles
+a cost-1 baseline on that equally fresh JVM, and checks the priceOrder share moved up, next to
+what the simple model 2s/(1+s) predicts.
 
 One repeat is four `inv profile` runs, one event each (a single event per capture, so the cpu
 share is not inflated by the signal handlers of wall-clock profiling): order-service cpu,
@@ -21,6 +22,7 @@ order-service alloc, inventory-service lock, payment-service wall.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -173,6 +175,13 @@ def profile_once(st: c.BenchStack, bench: c.Bench, label: str, duration: int, wa
     return out
 
 
+def _image(run: dict | None) -> str | None:
+    for e in (run or {}).get("profiles", []):
+        if e.get("image_id"):
+            return e["image_id"]
+    return None
+
+
 def predicted_doubled(s: float | None) -> float | None:
     """priceOrder's share when its cost doubles and nothing else changes: 2s / (1 + s)."""
     return None if s is None else 2 * s / (1 + s)
@@ -282,26 +291,46 @@ def main(argv: list[str] | None = None) -> int:
               + (f"{c.fmt_pct(d['share'])} vs {COMPARE_LABEL[p.designed.compare]} {c.fmt_pct(comp['mean'])}"
                  if d["share"] is not None else "n/a"))
 
-    base = figures["hotspots"]["cpu"]["share"]
+    warm = figures["hotspots"]["cpu"]["share"]
     dm = (doubled or {}).get("hotspots", {}).get("cpu")
-    if dm and dm.get("share") is not None and base["mean"] is not None:
-        pred = predicted_doubled(base["mean"])
-        moved = dm["share"] - base["mean"]
-        noise_pts = max(2 * (base["stdev"] or 0.0), (dm.get("pm_points") or 0.0) / 100.0)
+    fm = (fresh or {}).get("hotspots", {}).get("cpu")
+    if dm and fm and dm.get("share") is not None and fm.get("share") is not None:
+        base = fm["share"]
+        pred = predicted_doubled(base)
+        moved = dm["share"] - base
+        # noise: the binomial ± of both runs, or twice the repeats' stdev, whichever is larger
+        pm = math.hypot(dm.get("pm_points") or 0.0, fm.get("pm_points") or 0.0) / 100.0
+        noise_band = max(2 * (warm["stdev"] or 0.0), pm)
         figures["doubled_pricing"] = {
-            "pricing_cost": (doubled or {}).get("pricing_cost"), "baseline_share": base["mean"],
-            "doubled_share": dm["share"], "predicted_share": pred, "change": moved,
-            "moved_up": moved > 0, "beyond_noise": moved > noise_pts, "noise_band": noise_pts,
-            "samples": dm["samples"], "pm_points": dm.get("pm_points"),
-            "is_top": dm["is_top"],
+            "pricing_cost": doubled.get("pricing_cost"), "baseline_share": base,
+            "baseline": "cost-1 run on an equally fresh order-service (same priming)",
+            "warm_repeats_share": warm["mean"], "doubled_share": dm["share"], "predicted_share": pred,
+            "change": moved, "moved_up": moved > 0, "beyond_noise": moved > noise_band, "noise_band": noise_band,
+            "samples": dm["samples"], "baseline_samples": fm["samples"],
+            "cpu_samples_ratio": c.ratio(dm["samples"], fm["samples"]),
+            "priceorder_samples_ratio": c.ratio(dm["share"] * dm["samples"], fm["share"] * fm["samples"]),
+            "pm_points": dm.get("pm_points"), "baseline_pm_points": fm.get("pm_points"), "is_top": dm["is_top"],
+            "same_image": _image(doubled) == _image(fresh),
         }
+        if _image(doubled) != _image(fresh):
+            bench.problems.append("the doubled and the fresh cost-1 run used different order-service images "
+                                  "(the shared image tag was rebuilt in between): their comparison mixes code versions")
         verdict = "up, as expected" if moved > 0 else "NOT up"
-        c.say(f"PRICING_COST doubled: priceOrder {c.fmt_pct(base['mean'])} -> {c.fmt_pct(dm['share'])} "
-              f"({verdict}; model 2s/(1+s) predicts {c.fmt_pct(pred)})")
+        c.say(f"PRICING_COST doubled: priceOrder {c.fmt_pct(base)} (fresh cost-1 JVM) -> {c.fmt_pct(dm['share'])} "
+              f"({verdict}; model 2s/(1+s) predicts {c.fmt_pct(pred)}); priceOrder samples "
+              f"x{c.fmt_num(figures['doubled_pricing']['priceorder_samples_ratio'], 2)}, all CPU samples "
+              f"x{c.fmt_num(figures['doubled_pricing']['cpu_samples_ratio'], 2)}")
     else:
-        bench.problems.append("the doubled-PRICING_COST run gave no priceOrder share")
+        bench.problems.append("the doubled-PRICING_COST comparison gave no priceOrder share")
 
     dp = figures["doubled_pricing"]
+    fresh_note = ""
+    if dp and designed["cpu"].get("share") is not None:
+        fresh_note = (f"The cpu repeats ran on an order-service JVM that had been under load for minutes; the "
+                      f"README's figures come from seconds 20-70 after start and it notes that profiles after a "
+                      f"longer warm-up show a larger `priceOrder` share. The cost-1 run on a freshly recreated "
+                      f"JVM ({recreate_prime_s} s of priming + {warmup} s warm-up) gave "
+                      f"{c.fmt_pct(dp['baseline_share'])}.")
     body = [
         f"{repeats} repeated runs per hotspot, each one `inv profile --service S --event E` at 25 TPS with "
         f"{warmup} s warm-up and a {duration} s capture (one event per capture), after {prime_s} s of "
@@ -324,31 +353,38 @@ def main(argv: list[str] | None = None) -> int:
         c.md_table(["hotspot", "designed (README)", "flamekit figure compared", "flamekit: mean (min-max, cv, n)",
                     "difference (points)"], drows, "lllrr"),
         "",
+        *([fresh_note, ""] if fresh_note else []),
     ]
     if dp:
         body += [
-            f"**PRICING_COST doubled** (order-service recreated with PRICING_COST={dp['pricing_cost']}, "
-            f"one run): priceOrder's self share went from {c.fmt_pct(dp['baseline_share'])} (mean of the "
-            f"runs above) to {c.fmt_pct(dp['doubled_share'])} (± {c.fmt_num(dp['pm_points'])} points, "
-            f"{dp['samples']:,} samples): "
+            f"**PRICING_COST doubled**: order-service recreated with PRICING_COST={dp['pricing_cost']}, "
+            f"{recreate_prime_s} s of priming load, one run; then recreated at cost 1 and measured the same way, "
+            "because a freshly started JVM spends much more CPU outside `priceOrder` (C2 compiling) than "
+            f"the long-running one of the repeats above ({c.fmt_pct(dp['warm_repeats_share'])}). priceOrder's "
+            f"self share: {c.fmt_pct(dp['baseline_share'])} at cost 1 (± {c.fmt_num(dp['baseline_pm_points'])}, "
+            f"{dp['baseline_samples']:,} samples) -> {c.fmt_pct(dp['doubled_share'])} at cost 2 "
+            f"(± {c.fmt_num(dp['pm_points'])}, {dp['samples']:,} samples): "
             + ("**up, as expected**" if dp["moved_up"] else "**not up -- unexpected**")
-            + (" and beyond the noise" if dp["beyond_noise"] else " but within the noise")
-            + f" (noise band {c.fmt_num(dp['noise_band'] * 100)} points: twice the runs' stdev or the ±, "
-              f"whichever is larger). If only the pricing loop's CPU doubled, the share would be "
-              f"2s/(1+s) = {c.fmt_pct(dp['predicted_share'])}.",
+            + (", beyond the noise" if dp["beyond_noise"] else ", but within the noise")
+            + f" (band {c.fmt_num(dp['noise_band'] * 100)} points: the two runs' combined ± or twice the "
+              f"repeats' stdev, whichever is larger). If only the pricing loop's CPU doubled, the share would "
+              f"be 2s/(1+s) = {c.fmt_pct(dp['predicted_share'])}. In samples (CPU time): priceOrder's went "
+              f"x{c.fmt_num(dp['priceorder_samples_ratio'], 2)} (the cost doubled: 2 expected), order-service's "
+              f"total x{c.fmt_num(dp['cpu_samples_ratio'], 2)}."
+            + ("" if dp["same_image"] else " **Caution: the two runs used different order-service images.**"),
             "",
         ]
     seen: dict[str, set] = {}
-    for r in reps + ([doubled] if doubled else []):
+    for r in reps + [r for r in (doubled, fresh) if r]:
         for e in r["profiles"]:
             if e.get("image_id"):
                 seen.setdefault(e["service"], set()).add(e["image_id"][7:19] if e["image_id"].startswith("sha256:")
                                                          else e["image_id"][:12])
     changed = {k: sorted(v) for k, v in seen.items() if len(v) > 1}
     figures["image_changes"] = changed
-    dropped = sum(1 for r in reps + ([doubled] if doubled else []) for e in r["profiles"]
+    dropped = sum(1 for r in reps + [r for r in (doubled, fresh) if r] for e in r["profiles"]
                   if any("dropped" in i for i in e.get("load_issues") or []))
-    nprof = sum(len(r["profiles"]) for r in reps + ([doubled] if doubled else []))
+    nprof = sum(len(r["profiles"]) for r in reps + [r for r in (doubled, fresh) if r])
     figures["runs_with_dropped_iterations"] = dropped
     body.append(f"k6 dropped iterations (the 25 TPS rate not fully held) in {dropped} of {nprof} profile runs.")
     body.append("")
@@ -358,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"{k}: {' -> '.join(v)}" for k, v in changed.items()) if changed else ""))
     settings = {"repeats": repeats, "duration": duration, "warmup": warmup, "tps": 25, "prime_s": prime_s,
                 "images": images}
-    return bench.finish(figures, reps + ([doubled] if doubled else []), "\n".join(body), settings)
+    return bench.finish(figures, reps + [r for r in (doubled, fresh) if r], "\n".join(body), settings)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ def headlines(name: str, d: dict) -> list[str]:
                          f"top application frame in {h.get('top_count')}/{h.get('runs')} runs")
         dp = f.get("doubled_pricing") or {}
         if dp:
-            parts.append(f"PRICING_COST x2: priceOrder {c.fmt_pct(dp.get('baseline_share'))} -> "
-                         f"{c.fmt_pct(dp.get('doubled_share'))} ({'up' if dp.get('moved_up') else 'NOT up'})")
+            parts.append(f"PRICING_COST x2 (fresh JVMs): priceOrder {c.fmt_pct(dp.get('baseline_share'))} -> "
+                         f"{c.fmt_pct(dp.get('doubled_share'))} ({'up' if dp.get('moved_up') else 'NOT up'}"
+                         f"{', beyond the noise' if dp.get('beyond_noise') else ', within the noise'}); "
+                         f"its CPU samples x{c.fmt_num(dp.get('priceorder_samples_ratio'), 2)}")
         return parts
     if name == "overhead":
         out = []
@@ -97,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
             cmd.append("--quick")
         if stack is not None:
             cmd += ["--project", stack.project, "--port", str(stack.port)]
-            if name == "accuracy" and stack.owned:
-                cmd.append("--no-restore")  # the stack is torn down right after
         c.say(f"\n######## {name}: {' '.join(cmd[1:])}")
         t = time.monotonic()
         rc = subprocess.run(cmd, cwd=c.ROOT, check=False).returncode

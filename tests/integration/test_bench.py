@@ -7,7 +7,7 @@ about how fast anything was: the CI machine's timing is not under test.
 
 load_accuracy runs on a stack of its own (the script starts it and must tear it down); the
 others share one module stack, as bench/run_all.py --quick does. accuracy runs last: it
-recreates order-service with a doubled PRICING_COST and, with --no-restore, leaves it so.
+recreates order-service twice (PRICING_COST doubled, then back to 1).
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def test_harness(bench_stack, tmp_path):
 
 
 def test_accuracy(bench_stack, tmp_path):
-    data, section = run_script("accuracy", tmp_path, "--no-restore", stack=bench_stack)
+    data, section = run_script("accuracy", tmp_path, stack=bench_stack)
     f = data["figures"]
     assert set(f["hotspots"]) == {"cpu", "alloc", "lock", "wall"}
     for key, h in f["hotspots"].items():
@@ -149,6 +149,8 @@ def test_accuracy(bench_stack, tmp_path):
     dp = f["doubled_pricing"]
     assert share(dp["baseline_share"]) and share(dp["doubled_share"]) and share(dp["predicted_share"])
     assert isinstance(dp["moved_up"], bool) and dp["pricing_cost"] == "2"
+    assert positive(dp["cpu_samples_ratio"]) and positive(dp["priceorder_samples_ratio"])
+    assert share(dp["warm_repeats_share"])
     assert "PRICING_COST doubled" in section
 
 
