@@ -30,7 +30,7 @@ test: bootstrap  ## unit and integration tests (integration needs the engine)
 test-unit: setup  ## fast tests, no Docker
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-bench: bootstrap  ## full benchmarks: writes docs/perf/benchmarks.md (about half an hour)
+bench: bootstrap  ## full benchmarks: writes docs/perf/benchmarks.md (about 45 minutes)
 	$(BIN)/python bench/run_all.py
 
 bench-quick: bootstrap  ## the benchmarks' quick mode, as CI runs it

@@ -231,7 +231,7 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
     if not isinstance(health, Mapping):
         raise ConfigError("flamekit.health_urls must map service names to URLs")
     event = str(raw["event"])
-    if event not in EVENTS + ("all",):
+    if not event or any(e.strip() not in EVENTS + ("all",) for e in event.split(",")):
         raise ConfigError(f"unknown event {event!r}", f"use one of {', '.join(EVENTS)} or all")
     privileges = str(raw["privileges"])
     if privileges not in PRIVILEGES:

@@ -129,3 +129,10 @@ def test_view_without_runs_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(Exit) as e:
         tasks.view(Context(cfg), print_only=True)
     assert "inv profile" in str(e.value.message)
+
+
+def test_event_accepts_a_comma_list():
+    s = fkconfig.build_settings({}, tasks.ROOT, event="cpu,alloc")
+    assert s.event == "cpu,alloc"
+    with pytest.raises(ConfigError, match="unknown event"):
+        fkconfig.build_settings({}, tasks.ROOT, event="cpu,heap")
