@@ -47,12 +47,12 @@ VERBOSE = "show each docker command and debug logging"
 @user_errors
 def engine(c, verbose=False):
     """Make a Docker engine and `docker compose` available (installs docker.io as root on Debian)."""
-    from flamekit import engine as fkengine
+    from flamekit.setup import engine as fkengine
     ui.say(fkengine.ensure_engine(say=ui.say))
 
 
 def _images(s: fkconfig.Settings, mode: str | None = None, rebuild: bool = False):
-    from flamekit import engine as fkengine
+    from flamekit.setup import engine as fkengine
     return fkengine.ensure_images(
         mode or s.images,
         (s.build_image, s.base_image),
@@ -78,10 +78,10 @@ def base_images(c, offline=False, rebuild=False, verbose=False):
 
 # ------------------------------------------------------------------ the stack
 def _stack(s: fkconfig.Settings, profiling: bool = False, images=None):
-    from flamekit import stack as fkstack
+    from flamekit.targets import compose as fkstack
     override = None
     if profiling:
-        from flamekit import override as fkoverride
+        from flamekit.targets import override as fkoverride
         override = fkoverride.override_path(s)
     env = images.compose_env() if images is not None else {}
     return fkstack.Stack(s, override=override, env=env)
@@ -100,7 +100,7 @@ def up(c, profiling=False, build=False, timeout=None, privileges=None, verbose=F
     s = settings(c, wait_timeout=timeout, privileges=privileges)
     images = _images(s) if s.demo else None
     if profiling:
-        from flamekit import override as fkoverride
+        from flamekit.targets import override as fkoverride
         fkoverride.prepare(s)
     st = _stack(s, profiling, images)
     ui.say(f"starting {s.project_name} ({', '.join(str(f) for f in st.files)})")
@@ -112,7 +112,7 @@ def up(c, profiling=False, build=False, timeout=None, privileges=None, verbose=F
     ui.ok(f"stack healthy in {time.monotonic() - t0:.1f}s")
     _print_status(st)
     if profiling:
-        from flamekit import override as fkoverride
+        from flamekit.targets import override as fkoverride
         for line in fkoverride.verify(st, s):
             ui.say(line)
 
@@ -153,7 +153,7 @@ def wait_healthy(c, timeout=None, verbose=False):
 @user_errors
 def sample_data(c, file=None, verbose=False):
     """Load products with stock, customers and a few orders through the gateway (idempotent)."""
-    from flamekit import sample
+    from flamekit.load.k6 import sample as sample
     s = settings(c, sample_data=file)
     if s.sample_data is None:
         ui.say("no sample data configured (flamekit.sample_data); nothing to load")
@@ -166,14 +166,14 @@ def sample_data(c, file=None, verbose=False):
 
 # ------------------------------------------------------------------ async-profiler
 def _engine_arch() -> str:
-    from flamekit import profiler as fkprofiler
-    from flamekit import stack as fkstack
+    from flamekit.profiler import install as fkprofiler
+    from flamekit.targets import compose as fkstack
     return fkprofiler.arch_from_platform(fkstack.engine_facts()["architecture"])
 
 
 def _download(s: fkconfig.Settings, version=None, source=None, archive=None, arch=None, force=False,
               prove=True):
-    from flamekit import profiler as fkprofiler
+    from flamekit.profiler import install as fkprofiler
     req = fkprofiler.ProfilerRequest(
         version=version or s.profiler.version,
         arch=arch or _engine_arch(),
@@ -199,8 +199,8 @@ def _download(s: fkconfig.Settings, version=None, source=None, archive=None, arc
 
 def _prove_profiler(s: fkconfig.Settings) -> None:
     """asprof --version in a throwaway container of the stack's runtime image."""
-    from flamekit import engine as fkengine
-    from flamekit import stack as fkstack
+    from flamekit.setup import engine as fkengine
+    from flamekit.targets import compose as fkstack
     image = s.base_image if fkengine.image_present(s.base_image) else s.offline_base_image
     if not fkengine.image_present(image):
         ui.warn(f"no {s.base_image} or {s.offline_base_image} image yet: run `inv base-images` "
@@ -237,8 +237,8 @@ def download_profiler(c, version=None, source=None, archive=None, arch=None, for
 @user_errors
 def profiling_override(c, write=None, privileges=None, verbose=False):
     """Generate the profiling override for the configured compose project."""
-    from flamekit import override as fkoverride
-    from flamekit import stack as fkstack
+    from flamekit.targets import override as fkoverride
+    from flamekit.targets import compose as fkstack
     s = settings(c, privileges=privileges)
     resolved = fkstack.Stack(s).config()
     doc = fkoverride.generate(s, resolved)
@@ -285,8 +285,8 @@ def _print_outcome(s, outcome) -> None:
 def profile(c, service=None, event=None, duration=None, tps=None, warmup=None, interval=None, pid=None,
             no_load=False, verbose=False):
     """Warm up, hold the rate with k6, capture a flame graph and copy it out."""
-    from flamekit import capture as fkcapture
-    from flamekit import profiler as fkprofiler
+    from flamekit.capture import session as fkcapture
+    from flamekit.profiler import install as fkprofiler
     from flamekit import workflow
     s = settings(c, service=service, event=event, duration=duration, tps=tps, warmup=warmup, interval=interval)
     s.check_service(s.service)
@@ -301,7 +301,7 @@ def profile(c, service=None, event=None, duration=None, tps=None, warmup=None, i
 
 # ------------------------------------------------------------------ report
 def _write_report(s: fkconfig.Settings, run_dir: Path) -> Path:
-    from flamekit import report as fkreport
+    from flamekit.analysis import report as fkreport
     stamp = run_dir.name
     out = fkreport.write_report(run_dir, s.reports_dir / f"flamegraph-analysis-{stamp}.md", s.root)
     fkreport.write_index(s.runs_dir, s.flamegraph_dir, s.reports_dir)
@@ -312,7 +312,7 @@ def _write_report(s: fkconfig.Settings, run_dir: Path) -> Path:
 @user_errors
 def report(c, run=None, verbose=False):
     """Write the analysis report of a run (and refresh docs/perf/flamegraphs/index.html)."""
-    from flamekit import report as fkreport
+    from flamekit.analysis import report as fkreport
     s = settings(c)
     run_dir = fkreport.resolve_run(s.runs_dir, run)
     out = _write_report(s, run_dir)
@@ -330,7 +330,7 @@ def report(c, run=None, verbose=False):
 @user_errors
 def compare(c, run_a, run_b, top=10, verbose=False):
     """Compare two runs: what got hotter or cooler, load deltas, differential flame graphs."""
-    from flamekit import report as fkreport
+    from flamekit.analysis import report as fkreport
     s = settings(c)
     cmp = fkreport.compare_runs(run_a, run_b, s.runs_dir, top=int(top))
     text = fkreport.comparison_markdown(cmp)
@@ -360,7 +360,7 @@ def compare(c, run_a, run_b, top=10, verbose=False):
 @user_errors
 def view(c, run=None, flamegraph=False, print_only=False, verbose=False):
     """Open the newest report (or flame graph) in a browser, or print its path."""
-    from flamekit import report as fkreport
+    from flamekit.analysis import report as fkreport
     s = settings(c)
     run_dir = fkreport.resolve_run(s.runs_dir, run)
     if flamegraph:
@@ -395,10 +395,10 @@ def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=N
                 keep_up=False, verbose=False):
     """The whole workflow: profiler, engine, images, up --profiling, sample data, capture, report, down."""
     import time
-    from flamekit import capture as fkcapture
-    from flamekit import engine as fkengine
-    from flamekit import override as fkoverride
-    from flamekit import profiler as fkprofiler
+    from flamekit.capture import session as fkcapture
+    from flamekit.setup import engine as fkengine
+    from flamekit.targets import override as fkoverride
+    from flamekit.profiler import install as fkprofiler
     from flamekit import workflow
     s = settings(c, duration=duration, tps=tps, warmup=warmup, interval=interval)
     chosen = fkconfig.split_list(services, "services") if services else s.jvm_services
@@ -433,7 +433,7 @@ def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=N
             ui.say(line)
         ui.banner(5, total, "sample data")
         if s.sample_data is not None:
-            from flamekit import sample
+            from flamekit.load.k6 import sample as sample
             for line in sample.load_sample_data(s.gateway_url, s.sample_data).lines():
                 ui.say(line)
         else:
@@ -451,7 +451,7 @@ def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=N
             raise
         finally:
             ui.banner(7, total, "report")
-            from flamekit import report as fkreport
+            from flamekit.analysis import report as fkreport
             try:
                 if run_dir is None:
                     raise FlamekitError("the capture failed before a run directory existed")

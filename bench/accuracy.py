@@ -108,7 +108,7 @@ def designed_shares(text: str | None, planted=PLANTED) -> dict[str, dict]:
 
 def measure(cap, p: Planted) -> dict:
     """What flamekit reports about the planted method in one capture."""
-    from flamekit import report as fkreport
+    from flamekit.analysis import report as fkreport
     prof = cap.profile
     if prof is None or not prof.total:
         return {"share": None, "self_share": None, "top_app_frame": None, "is_top": False,
@@ -359,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         body += [
             f"**PRICING_COST doubled**: order-service recreated with PRICING_COST={dp['pricing_cost']}, "
             f"{recreate_prime_s} s of priming load, one run; then recreated at cost 1 and measured the same way, "
-            "because a freshly started JVM spends much more CPU outside `priceOrder` (C2 compiling) than "
-            f"the long-running one of the repeats above ({c.fmt_pct(dp['warm_repeats_share'])}). priceOrder's "
+            "so both runs come from JVMs of the same age (a young JVM spends extra CPU outside `priceOrder` on "
+            f"JIT compilation; the long-running JVM of the repeats above gave {c.fmt_pct(dp['warm_repeats_share'])}). "
+            "priceOrder's "
             f"self share: {c.fmt_pct(dp['baseline_share'])} at cost 1 (± {c.fmt_num(dp['baseline_pm_points'])}, "
             f"{dp['baseline_samples']:,} samples) -> {c.fmt_pct(dp['doubled_share'])} at cost 2 "
             f"(± {c.fmt_num(dp['pm_points'])}, {dp['samples']:,} samples): "

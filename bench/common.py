@@ -59,7 +59,7 @@ HEADER = """# flamekit benchmarks
 
 Figures measured by the scripts in `bench/` against the demo stack (`docker/demo/`), with the
 real async-profiler, k6 and Docker engine. Regenerate everything with
-`.venv/bin/python bench/run_all.py` (about 40 minutes), or one part with
+`.venv/bin/python bench/run_all.py` (about 50 minutes), or one part with
 `.venv/bin/python bench/<script>.py`; `--quick` is the short variant CI runs (its figures are
 not meant for this page). Each script rewrites only its own section below.
 
@@ -188,12 +188,12 @@ def machine_facts() -> dict[str, Any]:
     cg = _run(["docker", "info", "--format", "{{.CgroupVersion}} {{.CgroupDriver}}"]).split()
     facts["cgroup"] = f"v{cg[0]} ({cg[1]})" if len(cg) == 2 else None
     try:
-        from flamekit import load as fkload
+        from flamekit.load import k6 as fkload
         facts["k6"] = fkload.k6_version(fkload.find_k6())
     except Exception:  # noqa: BLE001 - a fact we could not read is just missing
         facts["k6"] = None
     try:
-        from flamekit import profiler as fkprofiler
+        from flamekit.profiler import install as fkprofiler
         inst = fkprofiler.installed_profiler(PROFILER_DIR) or {}
         facts["async_profiler"] = inst.get("version")
     except Exception:  # noqa: BLE001
@@ -763,7 +763,7 @@ def prime(st: BenchStack, seconds: int, tps: float = 25.0) -> None:
     """Unmeasured load so the JVMs are past their JIT warm-up before anything is measured."""
     if seconds <= 0:
         return
-    from flamekit import load as fkload
+    from flamekit.load import k6 as fkload
     say(f"priming the stack: {seconds} s of load at {tps:g} TPS (not measured)")
     plan = fkload.LoadPlan(script=K6_SCRIPT, base_url=st.gateway_url, tps=tps, duration_s=int(seconds),
                            phase="warmup", summary_path=st.workdir / "k6-prime" / f"summary-{stamp()}.json")
@@ -794,7 +794,7 @@ def load_issues(load: Mapping[str, Any] | None) -> tuple[list[str], bool]:
 # =========================================================================== run directories
 def load_run(run_dir: Path) -> tuple[dict, list]:
     """(manifest, report.CaptureData list) of a run directory written by `inv profile`."""
-    from flamekit import report as fkreport
+    from flamekit.analysis import report as fkreport
     manifest = fkreport.read_manifest(run_dir)
     return manifest, fkreport.load_captures(run_dir, manifest, repo_root=ROOT)
 

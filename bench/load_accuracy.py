@@ -28,7 +28,7 @@ def children_cpu() -> float:
 
 
 def one_run(st: c.BenchStack, tps: float, duration: int, tag: str) -> dict:
-    from flamekit import load as fkload
+    from flamekit.load import k6 as fkload
     from flamekit.errors import FlamekitError
     d = st.workdir / "k6" / tag
     plan = fkload.LoadPlan(script=c.K6_SCRIPT, base_url=st.gateway_url, tps=tps, duration_s=duration,

@@ -33,7 +33,7 @@ ARMS = ("none", "cpu", "all")
 
 
 def run_none(st: c.BenchStack, cpu: c.ContainerCpu, duration: int, warmup: int, tag: str) -> dict:
-    from flamekit import load as fkload
+    from flamekit.load import k6 as fkload
     d = st.workdir / "k6-none" / tag
     with c.CpuSampler(cpu) as smp:
         t0 = time.monotonic()
@@ -203,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         f"all {c.fmt_spread(ec['all'], 3, ' cores')} (arm minus none of the same round).",
         "",
         "Each run, in the order it ran, with how busy the machine was meanwhile (cores in use by "
-        "everything / by other people's containers, 1-minute load average) and what k6 said about the load. "
-        "The first profiled run in a JVM also pays for loading the agent into it:",
+        "everything / by other people's containers, 1-minute load average) and what k6 said about the load:",
         "",
         c.md_table(["round", "arm", "window CPU (cores)", "command CPU-s", "p95 (ms)", "host busy (cores)",
                     "others' containers (cores)", "load avg", "load notes"], noise_rows, "llrrrrrrl"),

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import capture as fkcapture
-from . import load as fkload
+from .capture import session as fkcapture
+from .load import k6 as fkload
 from .config import Settings
 from .errors import CaptureError, FlamekitError
 
@@ -35,8 +35,8 @@ class Outcome:
 
 
 def environment_facts(settings: Settings, k6_path: str | None) -> dict:
-    from .profiler import installed_profiler
-    from .stack import engine_facts
+    from .profiler.install import installed_profiler
+    from .targets.compose import engine_facts
 
     facts: dict = {"host": platform.node(), "python": platform.python_version()}
     with contextlib.suppress(FlamekitError):

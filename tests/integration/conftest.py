@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from flamekit import config as fkconfig
-from flamekit import engine as fkengine
+from flamekit.setup import engine as fkengine
 
 ROOT = Path(__file__).resolve().parents[2]
 INV = [sys.executable, "-m", "invoke"]
@@ -57,7 +57,7 @@ def images(docker_engine):
 @pytest.fixture(scope="session")
 def profiler_installed(docker_engine):
     """The real async-profiler, from Maven Central when GitHub is unreachable (as in CI)."""
-    from flamekit import profiler
+    from flamekit.profiler import install as profiler
     s = fkconfig.build_settings({}, ROOT)
     res = profiler.install_profiler(
         profiler.ProfilerRequest(version=s.profiler.version, arch="x64" if os.uname().machine == "x86_64" else "arm64",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from flamekit import config as fkconfig
-from flamekit import report
-from flamekit import stack as fkstack
+from flamekit.analysis import report as report
+from flamekit.targets import compose as fkstack
 from tests.integration.conftest import INV, ROOT
 
 SHORT = ["--duration", "10", "--warmup", "4"]
@@ -109,7 +109,7 @@ def test_interrupt_leaves_no_profiler_running(demo_stack):
     assert "interrupted" in (seen + rest).lower()
     s = fkconfig.build_settings({"project_name": demo_stack.project}, ROOT)
     st = fkstack.Stack(s)
-    from flamekit.capture import jvm_of
+    from flamekit.capture.session import jvm_of
     pid = jvm_of(st, "order-service", ()).pid
     status = st.exec("order-service", ["/opt/async-profiler/bin/asprof", "status", str(pid)])
     assert "not active" in status.lower(), status

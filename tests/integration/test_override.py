@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from flamekit import config as fkconfig
-from flamekit import stack as fkstack
-from flamekit.capture import jvm_of
+from flamekit.targets import compose as fkstack
+from flamekit.capture.session import jvm_of
 from tests.integration.conftest import INV, ROOT, DemoStack, free_port, stack_env
 
 FLAGS = ("-XX:+PreserveFramePointer", "-XX:+UnlockDiagnosticVMOptions", "-XX:+DebugNonSafepoints")

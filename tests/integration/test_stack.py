@@ -7,7 +7,7 @@ import subprocess
 
 import requests
 
-from flamekit import jvm
+from flamekit.capture import jvm
 from tests.integration.conftest import ROOT
 
 PROFILING_MARKERS = ("cap_add", "security_opt", "async-profiler", "JAVA_TOOL_OPTIONS",

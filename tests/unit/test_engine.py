@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from flamekit import engine
-from flamekit.engine import Result
+from flamekit.setup import engine as engine
+from flamekit.setup.engine import Result
 from flamekit.errors import EngineError, ImageError
 
 DEBIAN = {"ID": "debian", "VERSION_CODENAME": "bookworm"}

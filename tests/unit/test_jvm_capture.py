@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from flamekit import capture, jvm
+from flamekit.capture import session as capture
+
+from flamekit.capture import jvm
 from flamekit.errors import CaptureError
 
 PS = "1\tsh\tsh -c java -Xmx256m -jar app.jar\n7\tjava\tjava -Xmx256m -jar app.jar\n42\tbash\tbash\n"

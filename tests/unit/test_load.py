@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:  # the repo root is not installed into the venv
     sys.path.insert(0, str(ROOT))
 
 from flamekit.errors import ConfigError, FlamekitError, LoadError  # noqa: E402
-from flamekit.load import (  # noqa: E402
+from flamekit.load.k6 import (  # noqa: E402
     K6Run, LoadPlan, check_reachable, default_vus, find_k6, k6_command, k6_env,
     parse_summary, read_summary, run_load,
 )

@@ -7,7 +7,7 @@ import pytest
 
 import tasks
 from flamekit import config as fkconfig
-from flamekit import override
+from flamekit.targets import override as override
 from flamekit.errors import ConfigError
 
 FLAGS = ["-XX:+PreserveFramePointer", "-XX:+UnlockDiagnosticVMOptions", "-XX:+DebugNonSafepoints"]

@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from flamekit.errors import ChecksumError, FlamekitError, ProfilerError, UnsafeArchiveError
-from flamekit.profiler import (
+from flamekit.profiler.install import (
     MANIFEST_NAME,
     DownloadError,
     InstallResult,
@@ -408,7 +408,7 @@ def test_github_install_lays_out_release_and_manifest(repo_server, install, inst
 def test_github_without_pin_installs_on_tls_only_and_says_so(repo_server, install, install_dir, caplog):
     body = make_tar_gz(release_files())
     repo_server.serve(github_path(), body)
-    with caplog.at_level(logging.WARNING, logger="flamekit.profiler"):
+    with caplog.at_level(logging.WARNING, logger="flamekit.profiler.install"):
         result = install(install_dir, source="github", github_url_template=github_template(repo_server))
     assert result.verified_by == "tls-only"
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
@@ -620,7 +620,7 @@ def test_refuses_to_replace_a_foreign_directory(repo_server, install, install_di
 
 def test_auto_falls_through_from_github_404_to_maven(repo_server, install, install_dir, profiling_dir, caplog):
     publish_ap_loader(repo_server, make_ap_loader_jar())
-    with caplog.at_level(logging.WARNING, logger="flamekit.profiler"):
+    with caplog.at_level(logging.WARNING, logger="flamekit.profiler.install"):
         result = install(install_dir, github_url_template=github_template(repo_server, "/missing"),
                          maven_repo_url=maven_repo(repo_server))
     assert result.source == "maven" and result.status == "installed"

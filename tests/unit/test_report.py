@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from flamekit import report as r
+from flamekit.analysis import report as r
 from flamekit.errors import ReportError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -937,7 +937,7 @@ def test_resolve_run_errors_name_the_path_and_hint(tmp_path):
 
 
 def test_report_module_does_not_import_invoke_or_print():
-    src = (ROOT / "flamekit" / "report.py").read_text()
+    src = (ROOT / "flamekit" / "analysis" / "report.py").read_text()
     assert not re.search(r"^\s*(import|from)\s+invoke\b", src, re.M)
     assert not re.search(r"(?<![\w.])print\(", src)
 
@@ -980,7 +980,7 @@ def test_generated_pages_load_in_chromium_without_errors(tmp_path):
 
 
 def test_failed_checks_are_a_validity_warning():
-    from flamekit import report as fkreport
+    from flamekit.analysis import report as fkreport
     base = {"status": "ok", "settings": {"warmup": 5},
             "load": {"target_tps": 25, "achieved_tps": 25, "dropped_iterations": 0, "error_rate": 0.0}}
     quiet = [w for w in fkreport.validity_warnings({**base, "load": {**base["load"], "checks_failed_rate": 0.0}})

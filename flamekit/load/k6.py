@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, LoadError
+from ..errors import ConfigError, LoadError
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ try:  # moved between versions
 except ImportError:  # pragma: no cover
     from python_on_whales.client_config import ClientNotFoundError  # type: ignore
 
-from .config import Settings
-from .errors import EngineError, StackError
+from ..config import Settings
+from ..errors import EngineError, StackError
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from .errors import ChecksumError, ProfilerError, UnsafeArchiveError
+from ..errors import ChecksumError, ProfilerError, UnsafeArchiveError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import EngineError, ImageError
+from ..errors import EngineError, ImageError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from .errors import CaptureError
+from ..errors import CaptureError
 
 # A constant script (no user input): one "pid<TAB>comm<TAB>cmdline" line per process.
 PROC_LIST_SCRIPT = (

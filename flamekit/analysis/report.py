@@ -43,11 +43,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from .errors import ReportError
+from ..errors import ReportError
+from ..runs import RUN_HINT, latest_run, list_runs, read_manifest, resolve_run  # noqa: F401
+from ..runs import captures as _captures
 
 log = logging.getLogger(__name__)
 
-RUN_HINT = "run `inv profile` or `inv profile-all` first"
 DEFAULT_RUNS_ROOT = Path("docs/perf/runs")
 
 #: Under this many samples a share is uncertain by several points (DESIGN.md §5).
@@ -582,73 +583,6 @@ def _error_fraction(value: Any) -> float | None:
     if f is None:
         return None
     return f / 100.0 if f > 1.0 else f
-
-
-def read_manifest(run_dir: str | os.PathLike[str]) -> dict:
-    """The run's manifest.json as a dict; ReportError if missing or not JSON."""
-    run_dir = Path(run_dir)
-    path = run_dir / "manifest.json"
-    if not run_dir.is_dir():
-        raise ReportError(f"no run directory {run_dir}", RUN_HINT)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"no manifest.json in {run_dir}", RUN_HINT) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportError(f"unreadable manifest {path}: {exc}",
-                          "the run may have been interrupted; re-run the capture") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"unreadable manifest {path}: not a JSON object",
-                          "the run may have been interrupted; re-run the capture")
-    return data
-
-
-def _captures(manifest: Mapping) -> list[dict]:
-    caps = manifest.get("captures") if isinstance(manifest, Mapping) else None
-    return [c for c in caps if isinstance(c, dict)] if isinstance(caps, list) else []
-
-
-def _is_run_dir(path: Path) -> bool:
-    return path.is_dir() and (bool(_STAMP_RE.match(path.name)) or (path / "manifest.json").is_file())
-
-
-def list_runs(runs_root: str | os.PathLike[str]) -> list[Path]:
-    """Run directories under ``runs_root``, newest first (stamps sort by time)."""
-    root = Path(runs_root)
-    if not root.is_dir():
-        return []
-    return sorted((p for p in root.iterdir() if _is_run_dir(p)), key=lambda p: p.name, reverse=True)
-
-
-def latest_run(runs_root: str | os.PathLike[str] = DEFAULT_RUNS_ROOT) -> Path:
-    """The newest run directory; ReportError if there is none."""
-    runs = list_runs(runs_root)
-    if not runs:
-        raise ReportError(f"no runs in {runs_root}", RUN_HINT)
-    return runs[0]
-
-
-def resolve_run(runs_root: str | os.PathLike[str], name_or_path: str | os.PathLike[str] | None) -> Path:
-    """A run directory from a path, a stamp (or unique stamp prefix) or "latest"/None."""
-    if name_or_path is None or str(name_or_path) in ("", "latest"):
-        return latest_run(runs_root)
-    given = Path(name_or_path)
-    if given.is_file() and given.name == "manifest.json":
-        return given.parent
-    if given.is_dir():
-        return given
-    candidate = Path(runs_root) / str(name_or_path)
-    if candidate.is_dir():
-        return candidate
-    if not given.is_absolute() and len(given.parts) == 1:
-        matches = [p for p in list_runs(runs_root) if p.name.startswith(str(name_or_path))]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise ReportError(f"{name_or_path} matches {len(matches)} runs in {runs_root}",
-                              "give the full stamp")
-    missing = given if (given.is_absolute() or len(given.parts) > 1) else candidate
-    raise ReportError(f"no run directory {missing}", RUN_HINT)
 
 
 def _repo_root_for(run_dir: Path) -> Path:

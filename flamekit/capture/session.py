@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from . import __version__
+from .. import __version__
 from . import jvm as fkjvm
-from .config import EVENTS, Settings
-from .errors import CaptureError, FlamekitError
+from ..config import EVENTS, Settings
+from ..errors import CaptureError, FlamekitError
 
 log = logging.getLogger(__name__)
 

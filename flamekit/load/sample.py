@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from .errors import ConfigError, StackError
+from ..errors import ConfigError, StackError
 
 log = logging.getLogger(__name__)
 
