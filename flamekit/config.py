@@ -9,7 +9,6 @@ so list-valued keys default to comma-separated strings and accept either a list
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +18,7 @@ from .errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 
 EVENTS = ("cpu", "alloc", "wall", "lock")
-PRIVILEGES = ("seed", "minimal")
+PRIVILEGES = ("seed", "minimal", "none")
 DEFAULT_JVM_FLAGS = "-XX:+PreserveFramePointer,-XX:+UnlockDiagnosticVMOptions,-XX:+DebugNonSafepoints"
 
 # The single source of defaults. tasks.py hands this to ns.configure().
@@ -30,9 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "project_name": "flamekit-demo",
     "profiling_override": "docker/docker-compose-profiling.yml",
     "jvm_services": "gateway,order-service,inventory-service,payment-service",
-    "health_urls": {},
     "gateway_url": "http://127.0.0.1:8080",
-    "demo": True,
+    # a string, not a bool: invoke casts an environment string to a bool default by truthiness,
+    # so INVOKE_FLAMEKIT_DEMO=false would mean true; parsed by _bool below
+    "demo": "true",
     "wait_timeout": 240,
     # images: auto uses the eclipse-temurin defaults when they are present or pullable,
     # else builds offline equivalents with debootstrap
@@ -115,7 +115,6 @@ class Settings:
     project_name: str
     profiling_override: Path | None
     jvm_services: tuple[str, ...]
-    health_urls: Mapping[str, str]
     gateway_url: str
     demo: bool
     wait_timeout: int
@@ -144,13 +143,6 @@ class Settings:
     reports_dir: Path
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
-    def replace(self, **changes: Any) -> "Settings":
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def events(self) -> tuple[str, ...]:
-        return EVENTS
-
     def check_service(self, service: str) -> str:
         if service not in self.jvm_services:
             known = ", ".join(self.jvm_services) or "(none)"
@@ -168,24 +160,29 @@ def _path(base: Path, value: Any, key: str) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
-def _number(value: Any, key: str, kind=float, minimum: float | None = None):
+def _label(key: str) -> str:
+    return key if key.startswith("-") else f"flamekit.{key}"
+
+
+def check_number(value: Any, key: str, kind=float, minimum: float | None = None):
+    """The one value check for numbers, from config (``key``) or a flag (``--key``)."""
     try:
         n = kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"flamekit.{key} must be a number, got {value!r}") from None
+        raise ConfigError(f"{_label(key)} must be a {'whole ' if kind is int else ''}number, got {value!r}") from None
     if minimum is not None and n < minimum:
-        raise ConfigError(f"flamekit.{key} must be at least {minimum}, got {value!r}")
+        raise ConfigError(f"{_label(key)} must be at least {minimum}, got {value!r}")
     return n
 
 
-def _bool(value: Any, key: str) -> bool:
+def check_bool(value: Any, key: str) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
         return True
     if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", ""):
         return False
-    raise ConfigError(f"flamekit.{key} must be true or false, got {value!r}")
+    raise ConfigError(f"{_label(key)} must be true or false, got {value!r}")
 
 
 def _plain(value: Any) -> Any:
@@ -227,15 +224,12 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
     jvm_services = split_list(raw["jvm_services"], "jvm_services")
     if not jvm_services:
         raise ConfigError("flamekit.jvm_services is empty", "list the compose services that run a JVM")
-    health = raw["health_urls"] or {}
-    if not isinstance(health, Mapping):
-        raise ConfigError("flamekit.health_urls must map service names to URLs")
     event = str(raw["event"])
     if not event or any(e.strip() not in EVENTS + ("all",) for e in event.split(",")):
         raise ConfigError(f"unknown event {event!r}", f"use one of {', '.join(EVENTS)} or all")
     privileges = str(raw["privileges"])
     if privileges not in PRIVILEGES:
-        raise ConfigError(f"unknown privileges {privileges!r}", "use seed or minimal")
+        raise ConfigError(f"unknown privileges {privileges!r}", f"use {', '.join(PRIVILEGES)}")
     images = str(raw["images"])
     if images not in ("auto", "default", "offline"):
         raise ConfigError(f"unknown images mode {images!r}", "use auto, default or offline")
@@ -250,10 +244,9 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
         project_name=str(raw["project_name"]),
         profiling_override=_path(project_dir, override, "profiling_override") if override else None,
         jvm_services=jvm_services,
-        health_urls=dict(health),
         gateway_url=str(raw["gateway_url"]).rstrip("/"),
-        demo=_bool(raw["demo"], "demo"),
-        wait_timeout=_number(raw["wait_timeout"], "wait_timeout", int, 1),
+        demo=check_bool(raw["demo"], "demo"),
+        wait_timeout=check_number(raw["wait_timeout"], "wait_timeout", int, 1),
         images=images,
         base_image=str(raw["base_image"]),
         build_image=str(raw["build_image"]),
@@ -266,9 +259,9 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
         sample_data=_path(root, sample, "sample_data") if sample else None,
         service=str(raw["service"]),
         event=event,
-        duration=_number(raw["duration"], "duration", int, 1),
-        tps=_number(raw["tps"], "tps", float, 0.1),
-        warmup=_number(raw["warmup"], "warmup", int, 0),
+        duration=check_number(raw["duration"], "duration", int, 1),
+        tps=check_number(raw["tps"], "tps", float, 0.1),
+        warmup=check_number(raw["warmup"], "warmup", int, 0),
         interval=str(raw["interval"] or ""),
         jvm_flags=split_list(raw["jvm_flags"], "jvm_flags"),
         privileges=privileges,

@@ -60,3 +60,15 @@ class CaptureError(FlamekitError):
 
 class ReportError(FlamekitError):
     """A run directory is missing or unreadable."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived. A KeyboardInterrupt, not a FlamekitError, so no
+    ``except FlamekitError`` or ``except Exception`` can swallow it as one failed step:
+    the whole command stops, after its cleanup, with exit code 130."""
+
+    exit_code = 130
+
+    def __init__(self, signame: str = "SIGINT"):
+        super().__init__(f"interrupted by {signame}")
+        self.signame = signame

@@ -8,11 +8,16 @@ actually started with, JAVA_TOOL_OPTIONS included.
 """
 from __future__ import annotations
 
+import logging
 import struct
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..errors import CaptureError
+from ..errors import CaptureError, FlamekitError
+
+log = logging.getLogger(__name__)
 
 # A constant script (no user input): one "pid<TAB>comm<TAB>cmdline" line per process.
 PROC_LIST_SCRIPT = (
@@ -165,3 +170,23 @@ def jvm_info_from_environ(pid: int, cmdline: str, environ: str, expected: Sequen
     args = tuple(tool.split()) + tuple(a for a in cmdline.split() if a.startswith("-"))
     return JvmInfo(pid=pid, args=args, command=cmdline, source="environ",
                    flags_expected=tuple(expected), flags_missing=missing_flags(args, expected))
+
+
+def jvm_of(target, where, expected_flags: Sequence[str], pid: int | None = None) -> JvmInfo:
+    """Find the JVM in a container (a Replica, or a service's only container) and read its
+    arguments from its PerfData; fall back to its command line and environment."""
+    out = target.exec(where, PROC_LIST_COMMAND, what=f"listing processes in {getattr(where, 'label', where)}")
+    proc = choose_pid(getattr(where, "label", where), parse_proc_list(out), pid)
+    rc, path, _ = target.exec_result(where, ["sh", "-c", 'ls /tmp/hsperfdata_*/"$1" 2>/dev/null | head -n 1',
+                                             "sh", str(proc.pid)])
+    path = path.strip()
+    if rc == 0 and path:
+        with tempfile.TemporaryDirectory(prefix="flamekit-perfdata-") as tmp:
+            local = Path(tmp) / "perfdata"
+            try:
+                target.copy_from(where, path, local)
+                return jvm_info_from_perfdata(proc.pid, parse_perfdata(local.read_bytes()), expected_flags)
+            except (FlamekitError, ValueError, OSError) as exc:
+                log.debug("perfdata of %s unreadable: %s", where, exc)
+    rc, environ, _ = target.exec_result(where, ["cat", f"/proc/{proc.pid}/environ"])
+    return jvm_info_from_environ(proc.pid, proc.cmdline, environ if rc == 0 else "", expected_flags)

@@ -1,7 +1,8 @@
-"""The one Docker seam: compose up/down/ps, exec and copy, through python-on-whales.
+"""The compose target: a Docker Compose project (base files, optionally plus the profiling
+override), reached through python-on-whales.
 
-Nothing else in flamekit imports python_on_whales. Every DockerException is
-turned into a StackError carrying the last line docker printed.
+Only this package imports python_on_whales. Every DockerException becomes a StackError
+carrying the last line docker printed.
 """
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from python_on_whales.exceptions import DockerException, NoSuchImage
 
 try:  # moved between versions
     from python_on_whales.exceptions import ClientNotFoundError
@@ -23,18 +23,21 @@ except ImportError:  # pragma: no cover
 
 from ..config import Settings
 from ..errors import EngineError, StackError
+from ..util import last_line
+from .base import ContainerPrivileges, Replica, ServiceState, Target
 
 log = logging.getLogger(__name__)
 
 
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value or "")
+
+
 def _why(exc: DockerException) -> str:
-    text = (getattr(exc, "stderr", None) or "")
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    if lines:
-        return lines[-1]
-    return f"`{' '.join(map(str, exc.docker_command))}` exited with {exc.return_code}"
+    return last_line(_text(getattr(exc, "stderr", None)),
+                     f"`{' '.join(map(str, exc.docker_command))}` exited with {exc.return_code}")
 
 
 @contextlib.contextmanager
@@ -62,32 +65,25 @@ def compose_environment(env: dict[str, str] | None) -> Iterator[None]:
                 os.environ[k] = v
 
 
-@dataclass(frozen=True)
-class ServiceState:
-    service: str
-    container: str
-    state: str
-    health: str | None
-    ports: str
-    image: str
-
-
-class Stack:
+class ComposeTarget(Target):
     """A compose project: base files, optionally plus the profiling override."""
 
+    kind = "compose"
+
     def __init__(self, settings: Settings, override: Path | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, scale: dict[str, int] | None = None):
         self.settings = settings
+        self.project = settings.project_name
         self.override = override
         self.env = dict(env or {})
+        self.scale = dict(scale or {})
         missing = [f for f in settings.compose_files if not f.is_file()]
         if missing:
             raise StackError(f"compose file not found: {missing[0]}",
                              "check flamekit.compose_files (and project_dir) in your invoke.yaml")
-        files = list(settings.compose_files) + ([override] if override else [])
-        self.files = files
+        self.files = list(settings.compose_files) + ([override] if override else [])
         self.docker = DockerClient(
-            compose_files=files,
+            compose_files=self.files,
             compose_project_name=settings.project_name,
             compose_project_directory=settings.compose_files[0].parent,
         )
@@ -97,25 +93,24 @@ class Stack:
         with compose_environment(self.env), docker_errors("docker compose config", "fix the compose files"):
             return self.docker.compose.config(return_json=True)
 
-    def up(self, build: bool = False, wait: bool = True, timeout: int | None = None,
-           quiet: bool = True) -> None:
+    def build(self, services: Sequence[str] | None = None) -> None:
+        with compose_environment(self.env), docker_errors("docker compose build", "see the build output with -v"):
+            self.docker.compose.build(list(services) if services else None, quiet=True)
+
+    def up(self, build: bool = False, timeout: int | None = None) -> None:
         timeout = timeout or self.settings.wait_timeout
         with compose_environment(self.env), docker_errors(
             "docker compose up",
-            f"see `docker compose -p {self.settings.project_name} logs`; `inv status` shows what is unhealthy",
+            f"see `docker compose -p {self.project} logs`; `inv status` shows what is unhealthy",
         ):
-            self.docker.compose.up(build=build, detach=True, wait=wait, wait_timeout=timeout,
-                                   quiet=quiet, remove_orphans=True)
+            self.docker.compose.up(build=build, detach=True, wait=True, wait_timeout=timeout,
+                                   quiet=True, remove_orphans=True, scales=self.scale or {})
 
-    def build(self, quiet: bool = True) -> None:
-        with compose_environment(self.env), docker_errors("docker compose build", "see the build output with -v"):
-            self.docker.compose.build(quiet=quiet)
-
-    def down(self, volumes: bool = True) -> None:
+    def down(self) -> None:
         with compose_environment(self.env), docker_errors("docker compose down"):
             # no timeout of ours: each service's stop_grace_period applies (the demo's is 2 s,
             # since sh as PID 1 ignores SIGTERM; a forced 10 s here cost ~30 s per teardown)
-            self.docker.compose.down(volumes=volumes, remove_orphans=True, quiet=True)
+            self.docker.compose.down(volumes=True, remove_orphans=True, quiet=True)
 
     def ps(self) -> list[ServiceState]:
         with docker_errors("docker compose ps"):
@@ -133,10 +128,7 @@ class Stack:
                 container=c.name, state=c.state.status, health=health,
                 ports=", ".join(sorted(set(ports))), image=c.config.image,
             ))
-        return sorted(out, key=lambda s: s.service)
-
-    def running(self) -> bool:
-        return any(s.state == "running" for s in self.ps())
+        return sorted(out, key=lambda s: (s.service, s.container))
 
     def wait_healthy(self, timeout: int, services: Sequence[str] | None = None,
                      tick: Callable[[list[ServiceState]], None] | None = None) -> list[ServiceState]:
@@ -147,8 +139,7 @@ class Stack:
             if services:
                 states = [s for s in states if s.service in services]
             if not states:
-                raise StackError(f"no containers in project {self.settings.project_name}",
-                                 "start the stack with `inv up`")
+                raise StackError(f"no containers in project {self.project}", "start the stack with `inv up`")
             bad = [s for s in states if s.state != "running" or (s.health not in (None, "healthy"))]
             if tick:
                 tick(states)
@@ -156,8 +147,7 @@ class Stack:
                 return states
             dead = [s for s in bad if s.state in ("exited", "dead")]
             if dead:
-                raise StackError(f"{dead[0].service} is {dead[0].state}",
-                                 f"see `docker logs {dead[0].container}`")
+                raise StackError(f"{dead[0].service} is {dead[0].state}", f"see `docker logs {dead[0].container}`")
             if time.monotonic() > deadline:
                 names = ", ".join(f"{s.service} ({s.health or s.state})" for s in bad)
                 raise StackError(f"not healthy after {timeout}s: {names}",
@@ -165,65 +155,90 @@ class Stack:
             time.sleep(1)
 
     # ------------------------------------------------------------- containers
-    def container(self, service: str):
-        with docker_errors(f"finding the container of {service}"):
-            found = self.docker.compose.ps([service])
-        running = [c for c in found if c.state.running]
-        if not running:
+    def replicas(self, service: str) -> list[Replica]:
+        with docker_errors(f"finding the containers of {service}"):
+            found = [c for c in self.docker.compose.ps([service]) if c.state.running]
+        if not found:
             raise StackError(f"service {service} has no running container",
                              "start the stack with `inv up --profiling`")
-        return running[0]
 
-    def exec(self, service: str, command: Sequence[str], what: str | None = None,
-             user: str | None = None) -> str:
-        c = self.container(service)
-        with docker_errors(what or f"`{' '.join(command)}` in {service}"):
-            return c.execute(list(command), tty=False, user=user)
+        def number(c) -> int:
+            n = (c.config.labels or {}).get("com.docker.compose.container-number", "1")
+            return int(n) if str(n).isdigit() else 1
 
-    def exec_result(self, service: str, command: Sequence[str]) -> tuple[int, str, str]:
-        """Run a command and return (exit code, stdout, stderr) instead of raising."""
-        c = self.container(service)
+        found.sort(key=number)
+        return [Replica(service=service, index=number(c), container=c.name, id=c.id, of=len(found))
+                for c in found]
+
+    def _id(self, where: Replica | str) -> str:
+        return self.replica(where).id
+
+    def exec_result(self, where: Replica | str, command: Sequence[str]) -> tuple[int, str, str]:
+        cid = self._id(where)
         try:
-            out = c.execute(list(command), tty=False)
-            return 0, out, ""
+            return 0, self.docker.container.execute(cid, list(command), tty=False), ""
         except DockerException as exc:
-            so = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            se = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-            return exc.return_code, so, se
+            return exc.return_code, _text(exc.stdout), _text(exc.stderr)
 
-    def copy_from(self, service: str, src: str, dest: Path) -> Path:
-        c = self.container(service)
+    def copy_from(self, where: Replica | str, src: str, dest: Path) -> Path:
+        r = self.replica(where)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with docker_errors(f"copying {src} out of {service}"):
-            c.copy_from(src, dest)
+        with docker_errors(f"copying {src} out of {r.label}"):
+            self.docker.copy((r.id, src), dest)
         return dest
 
-    def image_id(self, service: str) -> str:
-        return self.container(service).image
+    def _inspect(self, where: Replica | str):
+        r = self.replica(where)
+        with docker_errors(f"inspecting {r.label}"):
+            return self.docker.container.inspect(r.id)
 
-    def inspect(self, service: str):
-        return self.container(service)
+    def image_id(self, where: Replica | str) -> str:
+        return self._inspect(where).image
 
+    def image_env(self, image: str) -> dict[str, str] | None:
+        try:
+            img = self.docker.image.inspect(image)
+        except NoSuchImage:
+            return None
+        except DockerException as exc:
+            raise StackError(f"docker image inspect {image} failed: {_why(exc)}") from None
+        out = {}
+        for item in img.config.env or []:
+            k, _, v = item.partition("=")
+            out[k] = v
+        return out
 
-def engine_facts() -> dict[str, str]:
-    """Server version, OS/arch and cgroup version of the engine, for manifests and arch choice."""
-    from python_on_whales import docker
-    with docker_errors("docker info", "start the engine with `inv engine`"):
-        info = docker.system.info()
-    return {
-        "server_version": str(info.server_version),
-        "architecture": str(info.architecture),
-        "os": str(info.operating_system),
-        "cgroup_version": str(getattr(info, "cgroup_version", "") or ""),
-        "cpus": str(info.n_cpu),
-        "memory": str(info.mem_total),
-    }
+    def privileges(self, where: Replica | str, mount_path: str) -> ContainerPrivileges:
+        c = self._inspect(where)
+        # the engine may normalise SYS_PTRACE to CAP_SYS_PTRACE
+        caps = frozenset(x.upper().removeprefix("CAP_") for x in (c.host_config.cap_add or []))
+        mounts = [m for m in (c.mounts or []) if m.destination == mount_path]
+        return ContainerPrivileges(cap_add=caps, security_opt=frozenset(c.host_config.security_opt or []),
+                                   profiler_mount_ro=(not mounts[0].rw) if mounts else None)
+
+    def facts(self) -> dict[str, str]:
+        from ..setup.engine import engine_facts
+        return engine_facts()
 
 
 def run_throwaway(image: str, command: Sequence[str], volumes: Sequence[tuple[str, str, str]] = (),
-                  entrypoint: str | None = None) -> str:
+                  cap_add: Sequence[str] = ()) -> str:
     """`docker run --rm` one command in ``image`` and return its output."""
     from python_on_whales import docker
     with docker_errors(f"running {command[0]} in a throwaway {image} container"):
-        return docker.run(image, list(command), remove=True, volumes=list(volumes),
-                          entrypoint=entrypoint)
+        return docker.run(image, list(command), remove=True, volumes=list(volumes), cap_add=list(cap_add))
+
+
+def capability_known(cap: str, image: str) -> bool:
+    """Whether the engine accepts ``--cap-add cap``: `docker create` validates capabilities
+    without starting anything (dockerd 20.10 from Debian rejects PERFMON)."""
+    from python_on_whales import docker
+    try:
+        c = docker.container.create(image, ["true"], cap_add=[cap])
+    except DockerException as exc:
+        if "capability" in _text(exc.stderr).lower():
+            return False
+        raise StackError(f"checking --cap-add {cap} failed: {_why(exc)}") from None
+    with contextlib.suppress(DockerException):
+        docker.container.remove(c)
+    return True

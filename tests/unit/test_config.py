@@ -136,3 +136,36 @@ def test_event_accepts_a_comma_list():
     assert s.event == "cpu,alloc"
     with pytest.raises(ConfigError, match="unknown event"):
         fkconfig.build_settings({}, tasks.ROOT, event="cpu,heap")
+
+
+@pytest.mark.parametrize("value,expected", [("false", False), ("0", False), ("true", True), ("no", False)])
+def test_demo_from_the_environment_is_parsed_not_truthy(tmp_path, monkeypatch, value, expected):
+    """f: invoke casts an env string to a bool default by truthiness; demo must mean what it says."""
+    cfg = invoke_config(tmp_path, env={"INVOKE_FLAMEKIT_DEMO": value}, monkeypatch=monkeypatch)
+    assert settings_of(cfg).demo is expected
+
+
+@pytest.mark.parametrize("flag,value", [("pid", "x"), ("replica", "two")])
+def test_non_numeric_flags_are_one_line_errors(tmp_path, monkeypatch, flag, value):
+    """g: `inv profile --pid x` is one clear line, not a ValueError traceback."""
+    from invoke import Context, Exit
+    import flamekit.profiler.install as pinstall
+    monkeypatch.setattr(pinstall, "require_profiler", lambda d: {})
+    from flamekit.workflow import chain
+    monkeypatch.setattr(chain, "compose_target", lambda s, *a, **k: object())
+    with pytest.raises(Exit) as e:
+        tasks.profile(Context(invoke_config(tmp_path)), **{flag: value})
+    assert str(e.value.message) == f"error: --{flag} must be a whole number, got {value!r}"
+
+
+def test_interrupt_exits_130_in_one_line(tmp_path, monkeypatch):
+    from invoke import Context, Exit
+    from flamekit.errors import Interrupted
+    from flamekit.workflow import review
+
+    def interrupted(*a, **k):
+        raise Interrupted("SIGTERM")
+    monkeypatch.setattr(review, "report", interrupted)
+    with pytest.raises(Exit) as e:
+        tasks.report(Context(invoke_config(tmp_path)))
+    assert e.value.code == 130 and "SIGTERM" in str(e.value.message) and "\n" not in str(e.value.message)

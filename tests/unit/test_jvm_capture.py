@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from flamekit import runs
+from flamekit.capture import convert
 from flamekit.capture import session as capture
 
 from flamekit.capture import jvm
-from flamekit.errors import CaptureError
+from flamekit.errors import CaptureError, ReportError
 
 PS = "1\tsh\tsh -c java -Xmx256m -jar app.jar\n7\tjava\tjava -Xmx256m -jar app.jar\n42\tbash\tbash\n"
 
@@ -114,35 +116,37 @@ def test_parse_events():
 
 def test_detect_engine_from_jfr_setting():
     blob = b"\x00\x03\x06engine\x03\x06ctimer\x03\x07version\x03\x034.3"
-    assert capture.detect_engine(blob) == "ctimer"
-    assert capture.detect_engine(b"...engine...perf_events") == "perf_events"
-    assert capture.detect_engine(b"nothing", "[WARN] falling back to itimer") == "itimer"
-    assert capture.detect_engine(b"nothing") == "unknown"
-
-
-def test_count_samples():
-    assert capture.count_samples("a;b 3\na;c 4\nbroken\n") == 7
+    assert convert.detect_engine(blob) == "ctimer"
+    assert convert.detect_engine(b"...engine...perf_events") == "perf_events"
+    assert convert.detect_engine(b"nothing", "[WARN] falling back to itimer") == "itimer"
+    assert convert.detect_engine(b"nothing") == "unknown"
 
 
 def test_run_dirs_never_collide(tmp_path):
-    a, na = capture.make_run_dir(tmp_path, "20261127-080000")
-    b, nb = capture.make_run_dir(tmp_path, "20261127-080000")
+    a, na = runs.make_run_dir(tmp_path, "20261127-080000")
+    b, nb = runs.make_run_dir(tmp_path, "20261127-080000")
     assert a != b and na == "20261127-080000" and nb == "20261127-080000-2"
 
 
-def test_exclusive_copy_never_overwrites(tmp_path):
+def test_exclusive_copy_never_overwrites_and_says_so_in_one_line(tmp_path):
+    """g: an existing destination is a clear error, not a FileExistsError traceback."""
     src = tmp_path / "a.html"
     src.write_text("x")
     dest = tmp_path / "out" / "b.html"
-    capture.exclusive_copy(src, dest)
-    with pytest.raises(FileExistsError):
-        capture.exclusive_copy(src, dest)
+    runs.exclusive_copy(src, dest)
+    with pytest.raises(ReportError, match="already exists"):
+        runs.exclusive_copy(src, dest)
+    assert dest.read_text() == "x"
 
 
 def test_jfrconv_weighs_alloc_and_lock_but_counts_samples_too():
-    assert capture.conversions("cpu") == [("collapsed", False), ("html", False)]
-    assert ("samples.collapsed", False) in capture.conversions("alloc")
-    assert ("html", True) in capture.conversions("lock")
-    args = capture.jfrconv_args("jfrconv", "alloc", "/tmp/x.jfr", "/tmp/a.html", True, "svc alloc")
+    cpu = convert.conversions("cpu")
+    assert [c.suffix for c in cpu] == ["collapsed", "html", "pb.gz", "heatmap.html"]
+    alloc = convert.conversions("alloc")
+    assert convert.Conversion("alloc", "samples.collapsed", False) in alloc
+    assert convert.Conversion("lock", "html", True) in convert.conversions("lock")
+    args = convert.jfrconv_args("jfrconv", convert.Conversion("alloc", "html", True), "/tmp/x.jfr", "/tmp/a.html",
+                                "svc alloc")
     assert args == ["jfrconv", "--alloc", "--total", "--title", "svc alloc", "/tmp/x.jfr", "/tmp/a.html"]
-    assert "--title" not in capture.jfrconv_args("jfrconv", "cpu", "/tmp/x.jfr", "/tmp/a.collapsed", False, "t")
+    pprof = convert.jfrconv_args("jfrconv", convert.Conversion("cpu", "pb.gz", False, "pprof"), "x.jfr", "x.pb.gz")
+    assert pprof == ["jfrconv", "--cpu", "-o", "pprof", "x.jfr", "x.pb.gz"]

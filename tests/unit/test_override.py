@@ -78,11 +78,32 @@ def test_configurable_flags(tmp_path):
         "-XX:+PreserveFramePointer -XX:+DebugNonSafepoints"
 
 
-def test_yaml_is_valid_json_scalars(tmp_path):
-    text = override.render(override.generate(settings(tmp_path), RESOLVED))
+def test_yaml_round_trips(tmp_path):
+    import yaml
+    doc = override.generate(settings(tmp_path), RESOLVED)
+    text = override.render(doc)
     assert text.startswith("# flamekit profiling override")
-    assert '      - "SYS_PTRACE"' in text
-    assert '      JAVA_TOOL_OPTIONS: "-Xss512k -Dapp.mode=prod -XX:+PreserveFramePointer' in text
+    assert yaml.safe_load(text) == doc
+
+
+def test_image_env_tool_options_are_kept(tmp_path):
+    """h: options the image gives its JVM (ENV JAVA_TOOL_OPTIONS) survive the override."""
+    resolved = {"services": {"api": {"image": "x"}, "worker": {"image": "y", "environment": {"JAVA_TOOL_OPTIONS": "-Dw=1"}}}}
+    envs = {"api": {"JAVA_TOOL_OPTIONS": "-javaagent:/apm.jar -Dapm=on", "PATH": "/bin"}, "worker": {"JAVA_TOOL_OPTIONS": "-Dimage=1"}}
+    doc = override.generate(settings(tmp_path), resolved, envs)
+    assert doc["services"]["api"]["environment"]["JAVA_TOOL_OPTIONS"].split() == ["-javaagent:/apm.jar", "-Dapm=on"] + FLAGS
+    # compose's own value replaces the image's, as compose itself does
+    assert doc["services"]["worker"]["environment"]["JAVA_TOOL_OPTIONS"].split() == ["-Dw=1"] + FLAGS
+    s = settings(tmp_path)
+    assert override.expected_jvm_options(s, resolved, "api", envs["api"])[:2] == ("-javaagent:/apm.jar", "-Dapm=on")
+
+
+def test_privileges_none_and_minimal_without_perfmon(tmp_path):
+    """i: none adds nothing; minimal adds PERFMON only where the engine knows it."""
+    none = override.generate(settings(tmp_path, privileges="none"), RESOLVED)["services"]["api"]
+    assert "cap_add" not in none and "security_opt" not in none
+    old = override.generate(settings(tmp_path, privileges="minimal"), RESOLVED, perfmon_known=False)["services"]["api"]
+    assert "cap_add" not in old and "security_opt" not in old
 
 
 def test_committed_demo_override_matches_generator():
@@ -103,3 +124,14 @@ def test_override_path_choice(tmp_path):
     assert override.override_path(s2) == override.generated_path(s2)
     s3 = settings(tmp_path)
     assert override.override_path(s3).name == "compose-profiling.flamekit-demo.yml"
+
+
+@pytest.mark.parametrize("key,value", [("jvm_flags", "-XX:+DebugNonSafepoints"), ("privileges", "none")])
+def test_configured_flags_and_privileges_never_use_the_committed_file(tmp_path, key, value):
+    """e: jvm_flags/privileges from invoke.yaml or INVOKE_FLAMEKIT_* count, not only task flags."""
+    committed = tmp_path / "ov.yml"
+    committed.write_text("services: {}\n")
+    base = {"project_dir": str(tmp_path), "profiling_override": str(committed), "jvm_services": "api"}
+    assert override.override_path(fkconfig.build_settings(base, tasks.ROOT)) == committed
+    from_config = fkconfig.build_settings({**base, key: value}, tasks.ROOT)
+    assert override.override_path(from_config) == override.generated_path(from_config)

@@ -1,0 +1,129 @@
+"""From a recording to files: copy the JFR out, and convert it per event with jfrconv run by
+the container's own JVM (its JRE is guaranteed; the host's is not).
+
+All conversions of a container write into one directory in the container's /tmp, run in
+parallel (each is a short JVM start), and come out with one copy. Per event:
+``<event>.collapsed`` (alloc/lock weighted by bytes/ns with ``--total``, plus
+``<event>.samples.collapsed`` with sample counts), ``<event>.html`` (the flame graph),
+``<event>.pb.gz`` (pprof, for `go tool pprof`, Pyroscope, Grafana); for cpu also
+``cpu.heatmap.html`` (time on the x axis: warm-up and steady state are visible).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CaptureError
+from ..util import last_line
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("perf_events", "ctimer", "itimer", "cpu-clock", "perf")
+# alloc and lock are weighed by what matters (bytes allocated, time waited), not by
+# sample count; their sample counts are kept in a second collapsed file for the statistics
+WEIGHTS = {"alloc": "bytes", "lock": "ns"}
+PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class Conversion:
+    event: str
+    suffix: str           # output file name after "<event>."
+    total: bool = False   # jfrconv --total: weights instead of counts
+    fmt: str = ""         # jfrconv -o; "" = from the suffix
+
+
+def conversions(event: str, heatmap: bool = True) -> list[Conversion]:
+    out = [Conversion(event, "collapsed", event in WEIGHTS)]
+    if event in WEIGHTS:
+        out.append(Conversion(event, "samples.collapsed", False))
+    out += [Conversion(event, "html", event in WEIGHTS),
+            Conversion(event, "pb.gz", event in WEIGHTS, "pprof")]
+    if heatmap and event == "cpu":
+        out.append(Conversion(event, "heatmap.html", False, "heatmap"))
+    return out
+
+
+def jfrconv_args(jfrconv: str, conv: Conversion, jfr: str, out: str, title: str | None = None) -> list[str]:
+    args = [jfrconv, f"--{conv.event}"]
+    if conv.total:
+        args.append("--total")
+    if conv.fmt:
+        args += ["-o", conv.fmt]
+    if title and conv.suffix == "html":
+        args += ["--title", title]
+    return args + [jfr, out]
+
+
+def detect_engine(jfr_bytes: bytes, asprof_output: str = "") -> str:
+    """The CPU engine async-profiler used: from the JFR's "engine" setting, else asprof's output."""
+    for m in re.finditer(rb"engine", jfr_bytes):
+        window = jfr_bytes[m.end():m.end() + 48]
+        for name in ENGINES:
+            if name.encode() in window:
+                return "perf_events" if name in ("perf", "cpu-clock") else name
+    text = asprof_output.lower()
+    for name in ("ctimer", "itimer"):
+        if name in text:
+            return name
+    return "unknown"
+
+
+def collect(target, sess, dest: Path, title: str) -> dict:
+    """Copy the session's JFR to ``dest/profile.jfr``, convert it per event into ``dest``.
+
+    Returns {"engine", "jfr", "files": {event: {suffix: Path}}, "errors": {event: message}}.
+    Raises CaptureError only when no recording came back at all.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    jfr_local = dest / "profile.jfr"
+    try:
+        target.copy_from(sess.replica, sess.jfr_in_container, jfr_local)
+    except Exception as exc:
+        raise CaptureError(f"no profile came back from {sess.label}: {exc}",
+                           "the JVM must be able to write its /tmp; is the container still running?") from None
+    if not jfr_local.is_file() or jfr_local.stat().st_size == 0:
+        jfr_local.unlink(missing_ok=True)
+        raise CaptureError(f"the profile of {sess.label} is empty",
+                           "the JVM wrote nothing; check `docker logs` of the service")
+    engine = detect_engine(jfr_local.read_bytes(), sess.start_output)
+    remote_dir = sess.jfr_in_container.removesuffix(".jfr") + ".out"
+    target.exec_result(sess.replica, ["mkdir", "-p", remote_dir])
+    todo = [c for e in sess.events for c in conversions(e)]
+    errors: dict[str, str] = {}
+
+    def run(conv: Conversion) -> None:
+        out = f"{remote_dir}/{conv.event}.{conv.suffix}"
+        rc, so, se = target.exec_result(sess.replica, jfrconv_args(sess.jfrconv, conv, sess.jfr_in_container,
+                                                                    out, f"{title} {conv.event}"))
+        if rc != 0:
+            errors.setdefault(conv.event, f"jfrconv --{conv.event} -> {conv.suffix} failed in {sess.label}: "
+                                          f"{last_line(so + se)}")
+
+    staging = dest / ".incoming"
+    _remove_tree(staging)
+    try:
+        with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="jfrconv") as pool:
+            list(pool.map(run, todo))
+        target.copy_from(sess.replica, remote_dir, staging)
+    finally:
+        target.exec_result(sess.replica, ["rm", "-rf", remote_dir])
+    files: dict[str, dict[str, Path]] = {}
+    for conv in todo:
+        src = staging / f"{conv.event}.{conv.suffix}"
+        if src.is_file() and src.stat().st_size > 0:
+            final = dest / src.name
+            src.replace(final)
+            files.setdefault(conv.event, {})[conv.suffix] = final
+        elif conv.event not in errors and conv.suffix in ("collapsed", "html"):
+            errors[conv.event] = f"jfrconv wrote no {conv.suffix} for {conv.event} in {sess.label}"
+    _remove_tree(staging)
+    return {"engine": engine, "jfr": jfr_local, "files": files, "errors": errors}
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,151 @@
+"""Orchestration against a fake Target: step order, profilers stopped on every path, the
+interrupt after cleanup, failures recorded in the manifest. No Docker, no k6."""
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+import tasks
+from flamekit import config as fkconfig
+from flamekit.errors import CaptureError, FlamekitError, Interrupted
+from flamekit.workflow import profile as wf
+from tests.unit.fakes import SIGINT, SIGTERM, FakeTarget, send
+
+
+@pytest.fixture
+def s(tmp_path):
+    return fkconfig.build_settings({"runs_dir": str(tmp_path / "runs"), "flamegraph_dir": str(tmp_path / "fg"),
+                                    "reports_dir": str(tmp_path / "rep"), "output_dir": str(tmp_path / "out")},
+                                   tasks.ROOT)
+
+
+class FakeK6:
+    instances: list["FakeK6"] = []
+
+    def __init__(self, plan, k6_path, log_path):
+        self.plan, self.stopped, self.waited = plan, False, False
+        FakeK6.instances.append(self)
+
+    def start(self):
+        pass
+
+    def wait(self):
+        self.waited = True
+
+    def stop(self):
+        self.stopped = True
+
+    def result(self):
+        class R:
+            def to_dict(self_inner):
+                return {"target_tps": self.plan.tps, "achieved_tps": self.plan.tps, "iterations": 10}
+        return R()
+
+
+@pytest.fixture
+def fake_load(monkeypatch):
+    FakeK6.instances = []
+    monkeypatch.setattr(wf.fkload, "find_k6", lambda *a, **k: "/bin/true")
+    monkeypatch.setattr(wf.fkload, "check_reachable", lambda *a, **k: None)
+    monkeypatch.setattr(wf.fkload, "k6_version", lambda *a, **k: "k6 fake")
+    monkeypatch.setattr(wf.fkload, "run_load", lambda *a, **k: None)
+    monkeypatch.setattr(wf.fkload, "K6Run", FakeK6)
+    monkeypatch.setattr(wf.time, "sleep", lambda s: None)
+    return FakeK6
+
+
+def run(s, target, **kw):
+    args = dict(duration=0, tps=5, warmup=0, load=True)
+    args.update(kw)
+    events = args.pop("events", ["cpu", "alloc"])
+    return wf.run_profile(s, target, list(target.services), events, **args)
+
+
+def actions(target, label=None):
+    return [a for (who, a) in target.log if label is None or who == label]
+
+
+def manifest(s) -> dict:
+    run_dir = sorted((s.runs_dir).iterdir())[-1]
+    return json.loads((run_dir / "manifest.json").read_text())
+
+
+def test_steps_run_in_order_and_every_profiler_stops(s, fake_load):
+    t = FakeTarget(services=("order-service", "gateway"))
+    out = run(s, t)
+    for label in ("order-service", "gateway"):
+        acts = actions(t, label)
+        assert acts.index("start") < acts.index("stop") < min(i for i, a in enumerate(acts) if a.startswith("jfrconv"))
+        assert acts.count("start") == 1
+    assert not any(t.active.values())
+    m = out.manifest
+    assert m["status"] == "ok" and {c["event"] for c in m["captures"]} == {"cpu", "alloc"}
+    cpu = next(c for c in m["captures"] if c["service"] == "order-service" and c["event"] == "cpu")
+    assert cpu["samples"] == 100 and cpu["engine"] == "ctimer" and cpu["cgroup_cpu_s"] > 0
+    assert (s.flamegraph_dir / f"order-service-cpu-{out.run_dir.name}.html").is_file()
+    tl = m["timeline"]
+    assert tl["load_started"] <= tl["profilers_started"] <= tl["profilers_stopped"] <= tl["load_ended"]
+    assert fake_load.instances[0].plan.duration_s == 0 + wf.LOAD_MARGIN_S
+
+
+def test_a_failed_conversion_is_recorded_and_the_profilers_are_stopped(s, fake_load):
+    def boom(r):
+        raise RuntimeError("converter crashed")  # a bug, not a user error: still cleaned up
+    t = FakeTarget(hooks={"convert": boom})
+    with pytest.raises(RuntimeError):
+        run(s, t)
+    assert not any(t.active.values())
+    m = manifest(s)
+    assert m["status"] == "failed" and "converter crashed" in m["error"]
+    assert fake_load.instances[0].stopped
+
+
+def test_interrupted_is_not_a_flamekit_error():
+    assert not issubclass(Interrupted, FlamekitError) and issubclass(Interrupted, KeyboardInterrupt)
+
+
+@pytest.mark.parametrize("sig", [SIGINT, SIGTERM])
+def test_signal_during_start_stops_every_profiler_and_k6_then_interrupts(s, fake_load, sig):
+    t = FakeTarget(services=("order-service", "gateway"), hooks={"start": send(sig)})
+    with pytest.raises(Interrupted) as exc:
+        run(s, t)
+    assert exc.value.signame == signal.Signals(sig).name
+    assert not any(t.active.values()), t.log
+    assert fake_load.instances[0].stopped
+    m = manifest(s)
+    assert m["status"] == "failed" and "interrupted" in m["error"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_signal_during_cleanup_does_not_cut_it_short(s, fake_load):
+    t = FakeTarget(services=("order-service", "gateway", "payment-service"), hooks={"stop": send(SIGTERM)})
+    with pytest.raises(Interrupted):
+        run(s, t)
+    # every profiler got its stop although a SIGTERM arrived during the first one
+    for label in ("order-service", "gateway", "payment-service"):
+        assert "stop" in actions(t, label)
+    assert not any(t.active.values())
+    assert fake_load.instances[0].stopped
+    assert manifest(s)["status"] == "failed"
+
+
+def test_a_profiler_already_running_is_refused_and_left_alone(s, fake_load):
+    t = FakeTarget()
+    t.active["order-service"] = True
+    with pytest.raises(CaptureError, match="already being profiled"):
+        run(s, t)
+    assert t.active["order-service"] is True and "stop" not in actions(t)
+
+
+def test_every_replica_is_profiled_in_one_window(s, fake_load):
+    t = FakeTarget(replicas=3)
+    out = run(s, t, events=["cpu"])
+    labels = [c["container"] for c in out.captures]
+    assert labels == ["fake-order-service-1", "fake-order-service-2", "fake-order-service-3"]
+    assert [a for a in actions(t) if a in ("start", "stop")] == ["start"] * 3 + ["stop"] * 3
+    one = wf.run_profile(s, FakeTarget(replicas=3), ["order-service"], ["cpu"], duration=0, tps=5, warmup=0,
+                         replica=2)
+    assert [c["replica"] for c in one.captures] == [2]
