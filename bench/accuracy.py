@@ -108,22 +108,23 @@ def designed_shares(text: str | None, planted=PLANTED) -> dict[str, dict]:
 
 def measure(cap, p: Planted) -> dict:
     """What flamekit reports about the planted method in one capture."""
-    from flamekit.analysis import report as fkreport
+    from flamekit.analysis.hotspots import app_coverage, app_hotspots, share_of, top_app_frame
+    from flamekit.analysis.stats import uncertainty
     prof = cap.profile
     if prof is None or not prof.total:
         return {"share": None, "self_share": None, "top_app_frame": None, "is_top": False,
                 "samples": cap.samples, "error": cap.error or "no profile"}
-    self_share, total_share = fkreport.share_of(prof, p.method, p.event)
+    self_share, total_share = share_of(prof, p.method, p.event)
     app_share = 0.0
-    for h in fkreport.app_hotspots(prof, p.event, None):
+    for h in app_hotspots(prof, p.event, None):
         if h.name == p.method:
             app_share = h.self_share
             break
-    coverage = fkreport.app_coverage(prof, p.event)
-    top = fkreport.top_app_frame(prof, p.event)
+    coverage = app_coverage(prof, p.event)
+    top = top_app_frame(prof, p.event)
     share = self_share if p.measure == "self" else app_share
     n = int(cap.samples or 0)
-    u = fkreport.uncertainty(n, share)
+    u = uncertainty(n, share)
     return {"share": share, "self_share": self_share, "app_share": app_share, "total_share": total_share,
             "app_coverage": coverage, "of_app": (app_share / coverage) if coverage else None,
             "top_app_frame": top, "is_top": top == p.method, "samples": n,

@@ -793,10 +793,11 @@ def load_issues(load: Mapping[str, Any] | None) -> tuple[list[str], bool]:
 
 # =========================================================================== run directories
 def load_run(run_dir: Path) -> tuple[dict, list]:
-    """(manifest, report.CaptureData list) of a run directory written by `inv profile`."""
-    from flamekit.analysis import report as fkreport
-    manifest = fkreport.read_manifest(run_dir)
-    return manifest, fkreport.load_captures(run_dir, manifest, repo_root=ROOT)
+    """(manifest, CaptureData list) of a run directory written by `inv profile`."""
+    from flamekit.analysis.captures import load_captures
+    from flamekit.runs import read_manifest
+    manifest = read_manifest(run_dir)
+    return manifest, load_captures(run_dir, manifest, repo_root=ROOT)
 
 
 # =========================================================================== output

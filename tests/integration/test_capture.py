@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flamekit import config as fkconfig
-from flamekit.analysis import report as report
+from flamekit.analysis import hotspots as report
 from flamekit.targets import compose as fkstack
 from tests.integration.conftest import INV, ROOT
 
