@@ -5,7 +5,8 @@ All conversions of a container write into one directory in the container's /tmp,
 parallel (each is a short JVM start), and come out with one copy. Per event:
 ``<event>.collapsed`` (alloc/lock weighted by bytes/ns with ``--total``, plus
 ``<event>.samples.collapsed`` with sample counts), ``<event>.html`` (the flame graph),
-``<event>.pb.gz`` (pprof, for `go tool pprof`, Pyroscope, Grafana); for cpu also
+``<event>.pb.gz`` (pprof, for `go tool pprof`, Pyroscope, Grafana); for cpu and wall
+``<event>.threads.collapsed`` (stacks rooted at thread names); for cpu also
 ``cpu.heatmap.html`` (time on the x axis: warm-up and steady state are visible).
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Conversion:
     suffix: str           # output file name after "<event>."
     total: bool = False   # jfrconv --total: weights instead of counts
     fmt: str = ""         # jfrconv -o; "" = from the suffix
+    threads: bool = False  # jfrconv --threads: each stack rooted at its thread's name
 
 
 def conversions(event: str, heatmap: bool = True) -> list[Conversion]:
@@ -42,6 +44,9 @@ def conversions(event: str, heatmap: bool = True) -> list[Conversion]:
         out.append(Conversion(event, "samples.collapsed", False))
     out += [Conversion(event, "html", event in WEIGHTS),
             Conversion(event, "pb.gz", event in WEIGHTS, "pprof")]
+    if event in ("cpu", "wall"):
+        # per-thread stacks: where the CPU goes (JIT, GC, app) and the wall time of request threads
+        out.append(Conversion(event, "threads.collapsed", False, "collapsed", threads=True))
     if heatmap and event == "cpu":
         out.append(Conversion(event, "heatmap.html", False, "heatmap"))
     return out
@@ -51,6 +56,8 @@ def jfrconv_args(jfrconv: str, conv: Conversion, jfr: str, out: str, title: str 
     args = [jfrconv, f"--{conv.event}"]
     if conv.total:
         args.append("--total")
+    if conv.threads:
+        args.append("--threads")
     if conv.fmt:
         args += ["-o", conv.fmt]
     if title and conv.suffix == "html":

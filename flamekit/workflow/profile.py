@@ -262,7 +262,8 @@ def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str)
         e["samples"] = count_samples(counts.read_text(errors="replace"))
         e["weight_total"] = count_samples(files["collapsed"].read_text(errors="replace"))
         e["collapsed"], e["html"] = rel(files["collapsed"]), rel(files["html"])
-        for key, suffix in (("samples_collapsed", "samples.collapsed"), ("pprof", "pb.gz"), ("heatmap", "heatmap.html")):
+        for key, suffix in (("samples_collapsed", "samples.collapsed"), ("pprof", "pb.gz"),
+                            ("threads_collapsed", "threads.collapsed"), ("heatmap", "heatmap.html")):
             if suffix in files:
                 e[key] = rel(files[suffix])
         if e["samples"] == 0:
