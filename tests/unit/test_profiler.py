@@ -28,18 +28,18 @@ import pytest
 import requests
 
 from flamekit.errors import ChecksumError, FlamekitError, ProfilerError, UnsafeArchiveError
-from flamekit.profiler.install import (
+from flamekit.profiler import (
     MANIFEST_NAME,
     DownloadError,
     InstallResult,
     ProfilerRequest,
-    ProgressBar,
     arch_from_platform,
     install_profiler,
     installed_profiler,
     pick_ap_loader_version,
     require_profiler,
 )
+from flamekit.profiler.http import RETRY, get_small, new_session
 
 TOP = "async-profiler-4.3-linux-x64"
 
@@ -408,7 +408,7 @@ def test_github_install_lays_out_release_and_manifest(repo_server, install, inst
 def test_github_without_pin_installs_on_tls_only_and_says_so(repo_server, install, install_dir, caplog):
     body = make_tar_gz(release_files())
     repo_server.serve(github_path(), body)
-    with caplog.at_level(logging.WARNING, logger="flamekit.profiler.install"):
+    with caplog.at_level(logging.WARNING, logger="flamekit.profiler"):
         result = install(install_dir, source="github", github_url_template=github_template(repo_server))
     assert result.verified_by == "tls-only"
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
@@ -620,7 +620,7 @@ def test_refuses_to_replace_a_foreign_directory(repo_server, install, install_di
 
 def test_auto_falls_through_from_github_404_to_maven(repo_server, install, install_dir, profiling_dir, caplog):
     publish_ap_loader(repo_server, make_ap_loader_jar())
-    with caplog.at_level(logging.WARNING, logger="flamekit.profiler.install"):
+    with caplog.at_level(logging.WARNING, logger="flamekit.profiler"):
         result = install(install_dir, github_url_template=github_template(repo_server, "/missing"),
                          maven_repo_url=maven_repo(repo_server))
     assert result.source == "maven" and result.status == "installed"
@@ -837,43 +837,22 @@ def test_invalid_requests_are_rejected_before_any_download(repo_server, install,
     assert repo_server.total_hits == 0
 
 
-# --------------------------------------------------------------------------- ProgressBar
+# --------------------------------------------------------------------------- HTTP session
 
 
-def test_progress_bar_plain_lines_every_ten_percent():
-    out = io.StringIO()
-    bar = ProgressBar(out, label="ap", tty=False)
-    total = 1000
-    for done in range(0, total + 1, 7):
-        bar(done, total)
-    bar(total, total)
-    bar.close()
-    lines = out.getvalue().splitlines()
-    assert [line.split()[1] for line in lines] == [f"{p}%" for p in range(0, 101, 10)]
-    assert "\r" not in out.getvalue()
+def test_own_session_retries_server_errors_then_names_the_status(repo_server):
+    url = repo_server.serve("/flaky", b"busy", status=503)
+    sess = new_session(RETRY.new(backoff_factor=0))
+    sess.trust_env = False
+    with sess, pytest.raises(DownloadError) as err:
+        get_small(sess, url, 5)
+    assert "HTTP 503" in one_line(err.value)
+    assert repo_server.hits["/flaky"] == 1 + 3
 
 
-def test_progress_bar_unknown_total_reports_mebibytes():
-    out = io.StringIO()
-    bar = ProgressBar(out, label="ap", tty=False)
-    for done in range(0, 3 * (1 << 20) + 1, 1 << 18):
-        bar(done, None)
-    assert out.getvalue().splitlines() == ["ap: 0.0 MiB", "ap: 1.0 MiB", "ap: 2.0 MiB", "ap: 3.0 MiB"]
-
-
-def test_progress_bar_on_a_tty_redraws_one_line(monkeypatch):
-    monkeypatch.setenv("NO_COLOR", "1")
-    out = io.StringIO()
-    with ProgressBar(out, label="ap", tty=True) as bar:
-        bar(0, 100)
-        bar(100, 100)
-        assert out.getvalue().endswith("\n")  # a finished bar ends its line even without close()
-        bar(100, 100)
-    text = out.getvalue()
-    assert text.startswith("\rap [") and "100.0%" in text and text.endswith("\n") and text.count("\n") == 1
-    assert "\x1b[" not in text
-    monkeypatch.delenv("NO_COLOR")
-    monkeypatch.setenv("TERM", "xterm")
-    out = io.StringIO()
-    ProgressBar(out, tty=True)(50, 100)
-    assert "\x1b[32m" in out.getvalue()
+def test_session_factory_retries_idempotent_requests_with_backoff():
+    with new_session() as sess:
+        retry = sess.get_adapter("https://repo1.maven.org/").max_retries
+    assert (retry.total, retry.backoff_factor) == (3, 0.5)
+    assert set(retry.status_forcelist) == {429, 500, 502, 503, 504}
+    assert retry.allowed_methods == {"GET", "HEAD"}
