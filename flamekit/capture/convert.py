@@ -26,7 +26,7 @@ ENGINES = ("perf_events", "ctimer", "itimer", "cpu-clock", "perf")
 # alloc and lock are weighed by what matters (bytes allocated, time waited), not by
 # sample count; their sample counts are kept in a second collapsed file for the statistics
 WEIGHTS = {"alloc": "bytes", "lock": "ns"}
-PARALLEL = 4
+PARALLEL = 2  # per container: each jfrconv is a JVM inside the service's memory limit
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Conversion:
     threads: bool = False  # jfrconv --threads: each stack rooted at its thread's name
 
 
-def conversions(event: str, heatmap: bool = True) -> list[Conversion]:
+def conversions(event: str, heatmap: bool = False) -> list[Conversion]:
     out = [Conversion(event, "collapsed", event in WEIGHTS)]
     if event in WEIGHTS:
         out.append(Conversion(event, "samples.collapsed", False))
@@ -50,6 +50,10 @@ def conversions(event: str, heatmap: bool = True) -> list[Conversion]:
     if heatmap and event == "cpu":
         out.append(Conversion(event, "heatmap.html", False, "heatmap"))
     return out
+
+
+HEATMAP = Conversion("cpu", "heatmap.html", False, "heatmap")
+HEATMAP_HEAP = "-Xmx1g"
 
 
 def jfrconv_args(jfrconv: str, conv: Conversion, jfr: str, out: str, title: str | None = None) -> list[str]:
@@ -79,7 +83,28 @@ def detect_engine(jfr_bytes: bytes, asprof_output: str = "") -> str:
     return "unknown"
 
 
-def collect(target, sess, dest: Path, title: str) -> dict:
+def host_heatmap(jfrconv: Path, jfr: Path, out: Path) -> str | None:
+    """The cpu heatmap, converted on the host: it needs far more heap than a service container
+    can spare (OOM at 128 MB for 15 s of --all), and a JVM on the host is optional. Returns an
+    error message, or None when the heatmap was written."""
+    import os
+    import shutil
+    import subprocess
+    if not shutil.which("java") or not Path(jfrconv).is_file():
+        return "no heatmap: no java on this machine to run jfrconv"
+    env = dict(os.environ, JAVA_TOOL_OPTIONS=HEATMAP_HEAP)
+    try:
+        p = subprocess.run(jfrconv_args(str(jfrconv), HEATMAP, str(jfr), str(out)), capture_output=True,
+                           text=True, timeout=120, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"no heatmap: {exc}"
+    if p.returncode != 0 or not out.is_file():
+        out.unlink(missing_ok=True)
+        return f"no heatmap: jfrconv exited {p.returncode}: {last_line(p.stdout + p.stderr)}"
+    return None
+
+
+def collect(target, sess, dest: Path, title: str, host_jfrconv: Path | None = None) -> dict:
     """Copy the session's JFR to ``dest/profile.jfr``, convert it per event into ``dest``.
 
     Returns {"engine", "jfr", "files": {event: {suffix: Path}}, "errors": {event: message}}.
@@ -128,7 +153,15 @@ def collect(target, sess, dest: Path, title: str) -> dict:
         elif conv.event not in errors and conv.suffix in ("collapsed", "html"):
             errors[conv.event] = f"jfrconv wrote no {conv.suffix} for {conv.event} in {sess.label}"
     _remove_tree(staging)
-    return {"engine": engine, "jfr": jfr_local, "files": files, "errors": errors}
+    notes = []
+    if host_jfrconv is not None and "cpu" in sess.events and "cpu" in files:
+        heat = dest / "cpu.heatmap.html"
+        problem = host_heatmap(host_jfrconv, jfr_local, heat)
+        if problem:
+            notes.append(problem)
+        else:
+            files["cpu"]["heatmap.html"] = heat
+    return {"engine": engine, "jfr": jfr_local, "files": files, "errors": errors, "notes": notes}
 
 
 def _remove_tree(path: Path) -> None:

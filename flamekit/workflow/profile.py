@@ -246,12 +246,13 @@ def _entry(sess, event: str, **extra) -> dict:
 
 def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str) -> list[dict]:
     dest = runs.service_dir(run_dir, sess.label)
-    got = fkconvert.collect(target, sess, dest, f"{sess.label} {run_dir.name}")
+    got = fkconvert.collect(target, sess, dest, f"{sess.label} {run_dir.name}",
+                            host_jfrconv=settings.profiler.dir / "bin" / "jfrconv")
     rel = lambda p: str(runs.relative(p, run_dir))  # noqa: E731
     entries = []
     for event in sess.events:
         files = got["files"].get(event, {})
-        e = _entry(sess, event, engine=got["engine"] if event == "cpu" else event,
+        e = _entry(sess, event, engine=got["engine"] if event == "cpu" else event, notes=got["notes"] if event == "cpu" else [],
                    interval=settings.interval or None, jfr=rel(got["jfr"]),
                    weight=fkconvert.WEIGHTS.get(event, "samples"))
         if event in got["errors"] or "collapsed" not in files or "html" not in files:

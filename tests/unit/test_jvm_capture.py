@@ -141,7 +141,7 @@ def test_exclusive_copy_never_overwrites_and_says_so_in_one_line(tmp_path):
 
 def test_jfrconv_weighs_alloc_and_lock_but_counts_samples_too():
     cpu = convert.conversions("cpu")
-    assert [c.suffix for c in cpu] == ["collapsed", "html", "pb.gz", "threads.collapsed", "heatmap.html"]
+    assert [c.suffix for c in cpu] == ["collapsed", "html", "pb.gz", "threads.collapsed"]
     alloc = convert.conversions("alloc")
     assert convert.Conversion("alloc", "samples.collapsed", False) in alloc
     assert convert.Conversion("lock", "html", True) in convert.conversions("lock")
