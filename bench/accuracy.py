@@ -16,15 +16,24 @@ recreates order-service), profiles once more, restores the cost (recreating it a
 a cost-1 baseline on that equally fresh JVM, and checks the priceOrder share moved up, next to
 what the simple model 2s/(1+s) predicts.
 
+Each capture is also checked against the ground truth: the demo services' own counters of what
+the planted code cost (GET /debug/ground-truth/<service> through the gateway), read every 0.5 s
+while `inv profile` runs and interpolated at the capture's profiler start and stop times, beside
+flamekit's total share and cost per call for the same window.
+
 One repeat is four `inv profile` runs, one event each (a single event per capture, so the cpu
 share is not inflated by the signal handlers of wall-clock profiling): order-service cpu,
 order-service alloc, inventory-service lock, payment-service wall.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +95,173 @@ COMPARE_LABEL = {"share": "the share itself", "total": "its total share (callees
                  "of_app": "its share of the samples that have an application frame"}
 
 
+# --------------------------------------------------------------------------- ground truth
+#: What each planted method really cost, from the services' own counters (GET
+#: /debug/ground-truth through the gateway's pass-through, docker/demo/README.md): the counter of
+#: the planted cost, its call counter, and what its share is taken of.
+GT_COUNTERS = {
+    "cpu": {"value": "pricingCpuNanos", "calls": "pricingCalls", "unit": "ns"},
+    "alloc": {"value": "orderJsonAllocatedBytes", "calls": "orderJsonCalls", "unit": "bytes"},
+    "lock": {"value": "reserveLockWaitNanos", "calls": "reserveCalls", "unit": "ns",
+             "others": ("releaseLockWaitNanos",)},
+    "wall": {"value": "authorizeSleepNanos", "calls": "authorizeCalls", "unit": "ns"},
+}
+#: What the ground-truth share is a share of (flamekit's: the capture's samples or weight).
+GT_SHARE_OF = {
+    "cpu": "order-service JVM CPU (`getProcessCpuTime`)",
+    "alloc": "bytes allocated by order-service's live threads",
+    "lock": "wait for the ledger monitor (`reserve` + `release`)",
+    "wall": "n/a (no service-wide wall total)",
+}
+GT_PERIOD_S = 0.5
+CPU_INTERVAL_NS = 10_000_000  # async-profiler's default cpu interval (10 ms) when the run names none
+
+
+def parse_interval_ns(text: str | None, default: int | None = CPU_INTERVAL_NS) -> int | None:
+    """async-profiler interval text ("10ms", "500us", "1s", or bare ns) -> ns."""
+    if not text:
+        return default
+    t = str(text).strip().lower()
+    for suffix, mult in (("ns", 1), ("us", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000)):
+        if t.endswith(suffix) and t[:-len(suffix)].replace(".", "", 1).isdigit():
+            return int(float(t[:-len(suffix)]) * mult)
+    return int(t) if t.isdigit() else default
+
+
+def iso_epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def flatten_reading(reply: dict) -> tuple[float, dict[str, float]] | None:
+    """(the JVM's wall-clock time of the snapshot in epoch seconds, every cumulative value)."""
+    if not isinstance(reply, dict) or "epochMicros" not in reply:
+        return None
+    vals = {k: float(reply[k]) for k in ("processCpuNanos", "allocatedBytes", "uptimeMillis")
+            if isinstance(reply.get(k), (int, float))}
+    vals.update({k: float(v) for k, v in (reply.get("counters") or {}).items() if isinstance(v, (int, float))})
+    return reply["epochMicros"] / 1e6, vals
+
+
+def interpolate(readings: list[tuple[float, dict[str, float]]], t: float, key: str,
+                slack_s: float = 2.0) -> float | None:
+    """A cumulative counter at epoch time t, linear between the two readings around t (None when
+    t is not inside the readings, give or take ``slack_s`` at the ends)."""
+    pts = [(ts, v[key]) for ts, v in readings if key in v]
+    if not pts or t < pts[0][0] - slack_s or t > pts[-1][0] + slack_s:
+        return None
+    if t <= pts[0][0]:
+        return pts[0][1]
+    for (t0, v0), (t1, v1) in zip(pts, pts[1:]):
+        if t0 <= t <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return pts[-1][1]
+
+
+def window_deltas(readings: list[tuple[float, dict[str, float]]], t0: float, t1: float) -> dict[str, float]:
+    """Each counter's growth between epoch times t0 and t1 (interpolated at both edges)."""
+    keys = set().union(*(v.keys() for _, v in readings)) if readings else set()
+    out = {}
+    for k in sorted(keys):
+        a, b = interpolate(readings, t0, k), interpolate(readings, t1, k)
+        if a is not None and b is not None:
+            out[k] = b - a
+    return out
+
+
+class GroundTruthPoller:
+    """Reads one service's GET /debug/ground-truth (through the gateway's pass-through) every
+    ``period`` seconds in a thread while an `inv profile` runs, so its counters can be read at
+    the capture window's exact edges afterwards (each reply is stamped by the JVM's own clock)."""
+
+    def __init__(self, gateway_url: str, service: str, period: float = GT_PERIOD_S):
+        self.url = f"{gateway_url.rstrip('/')}/debug/ground-truth/{service}"
+        self.period = period
+        self.readings: list[tuple[float, dict[str, float]]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def read(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as r:
+                got = flatten_reading(json.loads(r.read().decode("utf-8")))
+            if got is None:
+                self.errors.append(f"{self.url}: not a ground-truth reply")
+            else:
+                self.readings.append(got)
+        except Exception as exc:  # noqa: BLE001 - a missed reading is recorded, the run goes on
+            self.errors.append(f"{self.url}: {exc}")
+
+    def __enter__(self) -> "GroundTruthPoller":
+        self.read()
+
+        def loop() -> None:
+            while not self._stop.wait(self.period):
+                self.read()
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(15)
+        self.read()
+
+
+def ground_truth(p_key: str, d: dict[str, float], window_s: float, cgroup_cpu_s: float | None) -> dict:
+    """The planted method's real cost over one capture window, from counter growths ``d``."""
+    spec = GT_COUNTERS[p_key]
+    value, calls = d.get(spec["value"]), d.get(spec["calls"])
+    out: dict = {"window_s": window_s, "value": value, "calls": calls, "unit": spec["unit"],
+                 "per_call": (value / calls) if value is not None and calls else None,
+                 "process_cpu_s": (d["processCpuNanos"] / 1e9) if "processCpuNanos" in d else None,
+                 "cgroup_cpu_s": cgroup_cpu_s}
+    if p_key == "cpu" and value is not None:
+        out["share_of_process_cpu"] = c.ratio(value, d.get("processCpuNanos"))
+        out["share_of_cgroup_cpu"] = c.ratio(value / 1e9, cgroup_cpu_s)
+        out["share"] = out["share_of_process_cpu"]
+    elif p_key == "alloc" and value is not None:
+        out["share"] = c.ratio(value, d.get("allocatedBytes"))
+    elif p_key == "lock" and value is not None:
+        others = [d.get(k) for k in spec["others"]]
+        out["share"] = c.ratio(value, value + sum(x or 0.0 for x in others))
+    else:
+        out["share"] = None  # no service-wide total of wall time to take a share of
+    return out
+
+
+def flamekit_estimate(p_key: str, m: dict, cap, calls: float | None) -> dict:
+    """flamekit's figures for the same window: the method's total (self + callees) share, and
+    its cost per call from the samples (cpu: samples x interval; alloc/lock: the captured weight)."""
+    total = m.get("total_share")
+    out: dict = {"share": total, "self_share": m.get("self_share"), "value": None, "per_call": None}
+    if p_key == "cpu":
+        interval = parse_interval_ns(cap.interval)
+        out["interval_ns"] = interval
+        out["cpu_s"] = (cap.samples or 0) * interval / 1e9 if interval else None
+        if total is not None and interval:
+            out["value"] = total * (cap.samples or 0) * interval
+    elif p_key == "alloc":
+        out["share"] = m.get("total_share")
+        if total is not None and cap.weight_total:
+            out["value"] = total * cap.weight_total
+    elif p_key == "lock":
+        out["share"] = m.get("total_share")
+        if total is not None and cap.weight_total:
+            out["value"] = total * cap.weight_total
+    # wall: samples x interval needs the wall sampler's thread subsetting: no per-call estimate
+    if out["value"] is not None and calls:
+        out["per_call"] = out["value"] / calls
+    return out
+
+
 def _norm(text: str) -> str:
     return " ".join(text.split())
 
@@ -131,6 +307,36 @@ def measure(cap, p: Planted) -> dict:
             "pm_points": u.points if n else None, "weight": cap.weight, "error": cap.error}
 
 
+def fmt_cost(v: float | None, unit: str) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v / 1e6:.2f} ms" if unit == "ns" else f"{v / 1024:,.0f} KiB"
+
+
+def compare_window(p: Planted, m: dict, cap, manifest: dict, poller: GroundTruthPoller, bench: c.Bench,
+                   label: str) -> None:
+    """Sets m["ground_truth"] and m["flamekit"]: the counters' growth over this capture's
+    profiler window (its profiler_started/stopped, else the run's timeline), beside flamekit's
+    figures for the same window."""
+    meta = cap.meta or {}
+    tl = manifest.get("timeline") or {}
+    t0 = iso_epoch(meta.get("profiler_started") or tl.get("profilers_started"))
+    t1 = iso_epoch(meta.get("profiler_stopped") or tl.get("profilers_stopped"))
+    m["ground_truth_readings"] = len(poller.readings)
+    if t0 is None or t1 is None or t1 <= t0 or len(poller.readings) < 2:
+        why = (f"{len(poller.readings)} readings of {poller.url}" + (f" ({poller.errors[-1]})" if poller.errors else "")
+               if len(poller.readings) < 2 else "no profiler window in the manifest")
+        bench.problems.append(f"{label} {p.key}: no ground truth for the capture window: {why}")
+        return
+    d = window_deltas(poller.readings, t0, t1)
+    gt = ground_truth(p.key, d, t1 - t0, meta.get("cgroup_cpu_s"))
+    m["ground_truth"] = gt
+    m["flamekit"] = flamekit_estimate(p.key, m, cap, gt.get("calls"))
+    if gt.get("value") is None:
+        bench.problems.append(f"{label} {p.key}: {poller.url} has no {GT_COUNTERS[p.key]['value']} counter "
+                              "(an image older than the ground-truth endpoint?)")
+
+
 def profile_once(st: c.BenchStack, bench: c.Bench, label: str, duration: int, warmup: int,
                  only: tuple[str, ...] | None = None) -> dict:
     """One repeat: an `inv profile` per hotspot; returns {hotspot key: measurement}."""
@@ -138,8 +344,9 @@ def profile_once(st: c.BenchStack, bench: c.Bench, label: str, duration: int, wa
     for service, events in PROFILES:
         if only and events not in only:
             continue
-        res = st.inv("profile", "--service", service, "--event", events, "--duration", str(duration),
-                     "--warmup", str(warmup), "--tps", "25", check=False, timeout=600)
+        with GroundTruthPoller(st.gateway_url, service) as poller:
+            res = st.inv("profile", "--service", service, "--event", events, "--duration", str(duration),
+                         "--warmup", str(warmup), "--tps", "25", check=False, timeout=600)
         entry = {"service": service, "events": events, "wall_s": round(res.wall_s, 1), "rc": res.returncode}
         out["profiles"].append(entry)
         rd = res.run_dir()
@@ -169,10 +376,17 @@ def profile_once(st: c.BenchStack, bench: c.Bench, label: str, duration: int, wa
                 continue
             m = measure(cap, p)
             m["run_dir"] = str(rd)
+            compare_window(p, m, cap, manifest, poller, bench, label)
             out["hotspots"][p.key] = m
             c.say(f"  {label} {p.key:5s} {p.short:26s} share {c.fmt_pct(m['share'])} "
                   f"(± {c.fmt_num(m.get('pm_points'))} pts, {m['samples']:,} samples); "
                   f"top application frame: {m['top_app_frame']}")
+            gt, fk = m.get("ground_truth") or {}, m.get("flamekit") or {}
+            if gt:
+                c.say(f"  {label} {p.key:5s} ground truth over the {c.fmt_num(gt['window_s'])} s window: share "
+                      f"{c.fmt_pct(gt.get('share'))} vs flamekit {c.fmt_pct(fk.get('share'))}; per call "
+                      f"{fmt_cost(gt.get('per_call'), gt['unit'])} vs flamekit {fmt_cost(fk.get('per_call'), gt['unit'])}"
+                      f" ({c.fmt_num(gt.get('calls'), 0)} calls)")
     return out
 
 
@@ -251,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                 st.set_costs(PRICING_COST=base_cost)
 
     figures: dict = {"hotspots": {}, "doubled_pricing": {}}
-    rows, drows = [], []
+    rows, drows, gtrows = [], [], []
     for p in PLANTED:
         ms = [r["hotspots"][p.key] for r in reps if p.key in r["hotspots"]]
         s = c.summary(m["share"] for m in ms)
@@ -276,6 +490,37 @@ def main(argv: list[str] | None = None) -> int:
             "compared_figure": COMPARE_LABEL[p.designed.compare], "compared": comp,
             "compared_minus_designed": diff, "within_5_points_of_design": within,
         }
+        gts = [(m["ground_truth"], m["flamekit"]) for m in ms if m.get("ground_truth") and m.get("flamekit")]
+        g = {
+            "runs": len(gts), "unit": GT_COUNTERS[p.key]["unit"],
+            "share_of": GT_SHARE_OF[p.key],
+            "share": c.summary(x.get("share") for x, _ in gts),
+            "flamekit_share": c.summary(f.get("share") for _, f in gts),
+            "share_diff_points": c.summary((f["share"] - x["share"]) * 100 for x, f in gts
+                                           if x.get("share") is not None and f.get("share") is not None),
+            "per_call": c.summary(x.get("per_call") for x, _ in gts),
+            "flamekit_per_call": c.summary(f.get("per_call") for _, f in gts),
+            "per_call_ratio": c.summary(c.ratio(f.get("per_call"), x.get("per_call")) for x, f in gts),
+            "calls": c.summary(x.get("calls") for x, _ in gts),
+            "window_s": c.summary(x.get("window_s") for x, _ in gts),
+        }
+        if p.key == "cpu":
+            g["share_of_cgroup_cpu"] = c.summary(x.get("share_of_cgroup_cpu") for x, _ in gts)
+            g["sampled_cpu_over_process_cpu"] = c.summary(c.ratio(f.get("cpu_s"), x.get("process_cpu_s"))
+                                                          for x, f in gts)
+        figures["hotspots"][p.key]["ground_truth"] = g
+        unit = g["unit"]
+        fmt_pc = lambda s_: (fmt_cost(s_["mean"], unit) + (f" ({fmt_cost(s_['min'], unit)}-{fmt_cost(s_['max'], unit)})"
+                                                           if s_["n"] > 1 else "")) if s_["n"] else "n/a"  # noqa: E731
+        gtrows.append([p.key, f"`{p.short}`", g["share_of"], c.fmt_spread(g["share"], pct=True),
+                       c.fmt_spread(g["flamekit_share"], pct=True),
+                       c.fmt_num(g["share_diff_points"]["mean"]) if g["share_diff_points"]["n"] else "n/a",
+                       fmt_pc(g["per_call"]), fmt_pc(g["flamekit_per_call"]),
+                       c.fmt_num(g["per_call_ratio"]["mean"], 2) if g["per_call_ratio"]["n"] else "n/a",
+                       c.fmt_num(g["calls"]["mean"], 0)])
+        c.say(f"{p.key:5s} ground truth: share {c.fmt_spread(g['share'], pct=True)} vs flamekit "
+              f"{c.fmt_spread(g['flamekit_share'], pct=True)}; per call {fmt_pc(g['per_call'])} vs flamekit "
+              f"{fmt_pc(g['flamekit_per_call'])}")
         rows.append([p.key, p.service, f"`{p.short}`", "self" if p.measure == "self" else "app frame",
                      c.fmt_spread(s, pct=True), f"± {c.fmt_num(figures['hotspots'][p.key]['pm_points_mean'])}",
                      f"{tops}/{len(ms)}" + (f" (else {', '.join('`' + o.split('.', 2)[-1] + '`' for o in others)})"
@@ -326,11 +571,10 @@ def main(argv: list[str] | None = None) -> int:
 
     dp = figures["doubled_pricing"]
     fresh_note = ""
-    if dp and designed["cpu"].get("share") is not None:
-        fresh_note = (f"The cpu repeats ran on an order-service JVM that had been under load for minutes; the "
-                      f"README's figures come from seconds 20-70 after start and it notes that profiles after a "
-                      f"longer warm-up show a larger `priceOrder` share. The cost-1 run on a freshly recreated "
-                      f"JVM ({recreate_prime_s} s of priming + {warmup} s warm-up) gave "
+    if dp:
+        fresh_note = (f"The cpu repeats ran on an order-service JVM that had been under load for minutes, where "
+                      f"`priceOrder` holds a larger share than in a young JVM still compiling. The cost-1 run on a "
+                      f"freshly recreated JVM ({recreate_prime_s} s of priming + {warmup} s warm-up) gave "
                       f"{c.fmt_pct(dp['baseline_share'])}.")
     body = [
         f"{repeats} repeated runs per hotspot, each one `inv profile --service S --event E` at 25 TPS with "
@@ -346,14 +590,34 @@ def main(argv: list[str] | None = None) -> int:
         c.md_table(["hotspot", "service", "method", "share kind", "share: mean (min-max, cv, n)", "± (95%)",
                     "top", "samples"], rows, "llllrrll"),
         "",
-        "Against the design: `docker/demo/README.md` states each hotspot's share as measured by the "
-        "services' own ground-truth counters or a JFR check, not always in the unit flamekit reports, "
-        "so each designed figure is set next to the flamekit figure that measures the same thing "
-        "(the README's sentence is checked to be still there on every run):",
+        "**Against the ground truth.** The demo services count what their planted code really cost "
+        "(`GET /debug/ground-truth`, read through the gateway's `/debug/ground-truth/<service>`; "
+        "docker/demo/README.md): thread CPU ns around `priceOrder`, bytes allocated around "
+        "`OrderJson.write`, ns blocked acquiring the ledger monitor in `reserve` (and `release`), ns "
+        f"around the sleep in `authorize`, each with its call count. **Method:** while each `inv "
+        f"profile` runs, the bench reads the profiled service's counters every {GT_PERIOD_S:g} s; each "
+        "reply carries the JVM's own wall-clock stamp, and every counter is interpolated linearly at "
+        "the capture's `profiler_started` and `profiler_stopped` times from the run manifest (set when "
+        "`asprof start`/`stop` returned, so both edges lag the real ones by the exec latency, a few "
+        "hundred ms at most). Ground truth = the counters' growth over that window. flamekit's share "
+        "is the method's *total* share (self + callees: the counters include callees), of cpu "
+        "samples, allocated bytes or lock-wait ns; its cost per call is, for cpu, the method's samples "
+        "x the sampling interval (10 ms unless set), for alloc and lock the method's captured weight, "
+        "each divided by the calls the service counted in the window (one per k6 iteration). Process "
+        "CPU has a 10 ms resolution, negligible over a 30 s window but not in quick mode's 4 s. "
+        "flamekit's lock share is of every lock-wait in the JVM (pool queues included), the "
+        "ground truth's of the ledger monitor only; wall time has no per-call estimate (the "
+        "wall-clock sampler samples a subset of threads per tick).",
         "",
-        c.md_table(["hotspot", "designed (README)", "flamekit figure compared", "flamekit: mean (min-max, cv, n)",
-                    "difference (points)"], drows, "lllrr"),
+        c.md_table(["hotspot", "method", "ground-truth share of", "ground truth: share", "flamekit: total share",
+                    "difference (points)", "ground truth: per call", "flamekit: per call",
+                    "flamekit / truth per call", "calls in window"], gtrows, "lllrrrrrrr"),
         "",
+        *([f"CPU sampled by flamekit (samples x interval) over the JVM's own process CPU in the same window: "
+           f"{c.fmt_spread(figures['hotspots']['cpu']['ground_truth']['sampled_cpu_over_process_cpu'], 2)}; "
+           f"`priceOrder` over the container's cgroup CPU (the capture's `cgroup_cpu_s`): "
+           f"{c.fmt_spread(figures['hotspots']['cpu']['ground_truth']['share_of_cgroup_cpu'], pct=True)}.", ""]
+          if figures["hotspots"].get("cpu", {}).get("ground_truth", {}).get("runs") else []),
         *([fresh_note, ""] if fresh_note else []),
     ]
     if dp:

@@ -1,5 +1,6 @@
 package demo.gateway;
 
+import demo.common.GroundTruth;
 import demo.common.HttpIo;
 
 import java.net.http.HttpClient;
@@ -25,9 +26,12 @@ public final class Main {
                 HttpIo.env("ORDER_URL", "http://order-service:8080"),
                 HttpIo.env("INVENTORY_URL", "http://inventory-service:8080"),
                 HttpIo.env("PAYMENT_URL", "http://payment-service:8080"));
+        GroundTruth.service(SERVICE);
         HttpIo.start(SERVICE, PORT, THREADS, (exchange, method, path) -> {
             if (path.equals("/health")) {
                 HttpIo.health(exchange, SERVICE);
+            } else if (GroundTruth.serve(exchange, method, path)) {
+                return;
             } else if (!router.forward(exchange, method, path)) {
                 HttpIo.json(exchange, 404, HttpIo.error("no route for " + method + " " + path));
             }

@@ -1,5 +1,6 @@
 package demo.inventory;
 
+import demo.common.GroundTruth;
 import demo.common.Json;
 import demo.common.HttpIo;
 
@@ -26,6 +27,7 @@ public final class Main {
 
     public static void main(String[] args) throws Exception {
         double lockCost = HttpIo.costEnv("LEDGER_LOCK_COST", 1.0);
+        GroundTruth.service(SERVICE);
         StockLedger ledger = new StockLedger(lockCost);
         HttpIo.start(SERVICE, PORT, THREADS, (exchange, method, path) -> route(ledger, exchange, method, path));
         System.out.printf("%s listening on :%d (threads=%d, LEDGER_LOCK_COST=%s -> %s)%n",
@@ -40,6 +42,8 @@ public final class Main {
         String first = parts.length > 1 ? parts[1] : "";
         if (path.equals("/health")) {
             HttpIo.health(exchange, SERVICE);
+        } else if (GroundTruth.serve(exchange, method, rawPath)) {
+            return;
         } else if (path.equals("/ledger/stats") && method.equals("GET")) {
             HttpIo.json(exchange, 200, Json.write(ledger.stats()));
         } else if (first.equals("stock")) {

@@ -1,5 +1,7 @@
 package demo.inventory;
 
+import demo.common.GroundTruth;
+
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -46,10 +48,19 @@ public final class StockLedger {
     private final AtomicLong reserveCalls = new AtomicLong();
     private final AtomicLong contendedCalls = new AtomicLong();
     private final AtomicLong waitNanos = new AtomicLong();
+    private final AtomicLong releaseCalls = new AtomicLong();
+    private final AtomicLong releaseWaitNanos = new AtomicLong();
 
     public StockLedger(double cost) {
         this.journalMicros = Math.round(JOURNAL_MICROS_AT_COST_1 * cost);
         this.checkpointMicros = Math.round(CHECKPOINT_MICROS_AT_COST_1 * cost);
+        // ground truth (GET /debug/ground-truth): time blocked on the ledger monitor, measured
+        // around the monitor's acquisition only
+        GroundTruth.gauge("reserveCalls", reserveCalls::get);
+        GroundTruth.gauge("reserveContendedCalls", contendedCalls::get);
+        GroundTruth.gauge("reserveLockWaitNanos", waitNanos::get);
+        GroundTruth.gauge("releaseCalls", releaseCalls::get);
+        GroundTruth.gauge("releaseLockWaitNanos", releaseWaitNanos::get);
     }
 
     /** The lock hold per reservation, for the start-up line. */
@@ -97,7 +108,10 @@ public final class StockLedger {
 
     /** Puts a reservation's stock back; null if unknown; releasing twice changes nothing. */
     public Reservation release(String orderId) {
+        long askedAt = System.nanoTime();
         synchronized (ledgerLock) {
+            releaseWaitNanos.addAndGet(System.nanoTime() - askedAt);
+            releaseCalls.incrementAndGet();
             Reservation r = reservations.get(orderId);
             if (r == null || !r.status().equals("RESERVED")) {
                 return r;

@@ -1,5 +1,6 @@
 package demo.order;
 
+import demo.common.GroundTruth;
 import demo.common.Json;
 import demo.common.HttpIo;
 
@@ -23,6 +24,7 @@ public final class Main {
         String inventoryUrl = HttpIo.env("INVENTORY_URL", "http://inventory-service:8080");
         String paymentUrl = HttpIo.env("PAYMENT_URL", "http://payment-service:8080");
 
+        GroundTruth.service(SERVICE);
         PricingEngine pricing = new PricingEngine(pricingCost);
         OrderJson.configure(jsonCost);
         Metrics metrics = new Metrics();
@@ -40,6 +42,8 @@ public final class Main {
                               String path) throws Exception {
         if (path.equals("/health")) {
             HttpIo.health(exchange, SERVICE);
+        } else if (GroundTruth.serve(exchange, method, path)) {
+            return;
         } else if (path.equals("/orders/stats") && method.equals("GET")) {
             HttpIo.json(exchange, 200, Json.write(metrics.snapshot()));
         } else if (path.equals("/orders") || path.equals("/orders/")) {

@@ -1,5 +1,7 @@
 package demo.order;
 
+import demo.common.GroundTruth;
+
 import java.lang.management.ManagementFactory;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -9,7 +11,8 @@ import java.util.concurrent.atomic.LongAdder;
  * Ground-truth counters for the planted hotspots, measured around (never inside) them:
  * thread CPU time spent in PricingEngine.priceOrder and bytes allocated by OrderJson.write, next
  * to the whole JVM's CPU time and heap allocation (all threads since start), so a profile's
- * shares can be checked against the differences of two GET /orders/stats readings.
+ * shares can be checked against the differences of two GET /orders/stats readings. The same
+ * counters, in ns and bytes, are served at GET /debug/ground-truth (demo.common.GroundTruth).
  */
 public final class Metrics {
     private static final com.sun.management.ThreadMXBean THREADS =
@@ -17,18 +20,20 @@ public final class Metrics {
     private static final com.sun.management.OperatingSystemMXBean OS =
             (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
 
-    private final LongAdder orders = new LongAdder();
-    private final LongAdder pricingCalls = new LongAdder();
-    private final LongAdder pricingCpuNanos = new LongAdder();
-    private final LongAdder jsonCalls = new LongAdder();
-    private final LongAdder jsonAllocatedBytes = new LongAdder();
+    private final LongAdder orders = GroundTruth.counter("orders");
+    private final LongAdder pricingCalls = GroundTruth.counter("pricingCalls");
+    private final LongAdder pricingCpuNanos = GroundTruth.counter("pricingCpuNanos");
+    private final LongAdder jsonCalls = GroundTruth.counter("orderJsonCalls");
+    private final LongAdder jsonAllocatedBytes = GroundTruth.counter("orderJsonAllocatedBytes");
 
+    /** CPU time of the calling thread (ns). */
     public static long threadCpuNanos() {
-        return THREADS.getCurrentThreadCpuTime();
+        return GroundTruth.threadCpuNanos();
     }
 
+    /** Bytes allocated so far by the calling thread. */
     public static long threadAllocatedBytes() {
-        return THREADS.getCurrentThreadAllocatedBytes();
+        return GroundTruth.threadAllocatedBytes();
     }
 
     public void orderPlaced() {

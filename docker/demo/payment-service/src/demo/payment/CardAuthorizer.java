@@ -1,5 +1,7 @@
 package demo.payment;
 
+import demo.common.GroundTruth;
+
 import java.math.BigDecimal;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -27,6 +29,9 @@ public final class CardAuthorizer {
     private final double declineRate;
     private final LongAdder authorized = new LongAdder();
     private final LongAdder declined = new LongAdder();
+    /** Ground truth (GET /debug/ground-truth): calls and nanoTime around the planted sleep. */
+    private final LongAdder calls = GroundTruth.counter("authorizeCalls");
+    private final LongAdder sleepNanos = GroundTruth.counter("authorizeSleepNanos");
 
     public CardAuthorizer(double latencyCost, double declineRate) {
         this.latencyMicros = Math.round(LATENCY_MICROS_AT_COST_1 * latencyCost);
@@ -39,8 +44,14 @@ public final class CardAuthorizer {
 
     public Decision authorize(String orderId, BigDecimal amount, String cardNumber)
             throws InterruptedException {
+        calls.increment();
         if (latencyMicros > 0) {
-            Thread.sleep(latencyMicros / 1000, (int) (latencyMicros % 1000) * 1000);
+            long t0 = System.nanoTime();
+            try {
+                Thread.sleep(latencyMicros / 1000, (int) (latencyMicros % 1000) * 1000);
+            } finally {
+                sleepNanos.add(System.nanoTime() - t0);
+            }
         }
         if (cardNumber.startsWith(DECLINED_TEST_CARD)) {
             declined.increment();

@@ -1,5 +1,6 @@
 package demo.payment;
 
+import demo.common.GroundTruth;
 import demo.common.Json;
 import demo.common.HttpIo;
 
@@ -28,6 +29,7 @@ public final class Main {
             System.err.println("invalid PAYMENT_DECLINE_RATE=" + declineRate + ": expected 0..1");
             System.exit(2);
         }
+        GroundTruth.service(SERVICE);
         CardAuthorizer authorizer = new CardAuthorizer(latencyCost, declineRate);
         HttpIo.start(SERVICE, PORT, THREADS, (exchange, method, path) -> route(authorizer, exchange, method, path));
         System.out.printf("%s listening on :%d (threads=%d, PAYMENT_LATENCY_COST=%s -> %d us per"
@@ -41,6 +43,8 @@ public final class Main {
                 ? rawPath.substring(PREFIX.length()) : rawPath;
         if (path.equals("/health")) {
             HttpIo.health(exchange, SERVICE);
+        } else if (GroundTruth.serve(exchange, method, rawPath)) {
+            return;
         } else if (path.equals("/authorizations/stats") && method.equals("GET")) {
             HttpIo.json(exchange, 200, Json.write(authorizer.stats()));
         } else if (path.equals("/authorizations") && method.equals("POST")) {
