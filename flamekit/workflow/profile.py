@@ -127,7 +127,7 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
                 k6run = fkload.K6Run(_plan(settings, tps, duration + LOAD_MARGIN_S, "measure",
                                            run_dir / "k6-summary.json"), k6_path, run_dir / "k6.log")
                 k6run.start()
-                timeline["load_started"] = runs.now_iso()
+                timeline["load_started"] = k6run.started_at or runs.now_iso()
             list(pool.map(lambda s: profs.start(s, duration, interval), profs.sessions))
             timeline["profilers_started"] = runs.now_iso()
             ui.say(f"profiling {', '.join(s.label for s in profs.sessions)} for {duration}s: {', '.join(events)}"
@@ -143,7 +143,7 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
             timeline["profilers_stopped"] = runs.now_iso()
             if k6run is not None:
                 k6run.wait()
-                timeline["load_ended"] = runs.now_iso()
+                timeline["load_ended"] = k6run.ended_at or runs.now_iso()
                 manifest["load"] = k6run.result().to_dict()
             ui.say(f"converting {len(profs.sessions) * len(events)} profile(s) with jfrconv")
             manifest["captures"].extend(collect_all(settings, target, profs, run_dir, stamp))

@@ -50,7 +50,8 @@ def docker_engine(request):
 @pytest.fixture(scope="session")
 def images(docker_engine):
     s = fkconfig.build_settings({}, ROOT)
-    return fkengine.ensure_images(s.images, (s.build_image, s.base_image),
+    from flamekit.setup import images as fkimages
+    return fkimages.ensure_images(s.images, (s.build_image, s.base_image),
                                   (s.offline_build_image, s.offline_base_image), s.debian_mirror)
 
 

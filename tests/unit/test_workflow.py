@@ -27,6 +27,7 @@ class FakeK6:
 
     def __init__(self, plan, k6_path, log_path):
         self.plan, self.stopped, self.waited = plan, False, False
+        self.started_at = self.ended_at = None
         FakeK6.instances.append(self)
 
     def start(self):
