@@ -173,14 +173,6 @@ def test_designed_shares_need_the_readme_to_still_say_them():
     assert all(v["share"] is None and "missing" in v["why"] for v in missing.values())
 
 
-def test_the_designed_figures_are_in_the_demo_readme():
-    readme = accuracy.README
-    if not readme.is_file():
-        pytest.skip("docker/demo/README.md is not in this checkout")
-    d = accuracy.designed_shares(readme.read_text())
-    assert all(v["share"] is not None for v in d.values()), {k: v.get("why") for k, v in d.items()}
-
-
 def test_predicted_share_when_the_pricing_cost_doubles():
     assert accuracy.predicted_doubled(0.6) == pytest.approx(0.75)
     assert accuracy.predicted_doubled(None) is None
