@@ -57,6 +57,17 @@ class CaptureData:
     sample_profile: Profile | None = field(default=None, repr=False)
     samples_collapsed: Path | None = None
     app_packages: tuple[str, ...] | None = None
+    label: str = ""  # the container's directory: the service, or ``service.N`` for replicas
+    run_dir: Path | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.service
+
+    def file(self, key: str) -> Path | None:
+        """A file the manifest entry names under ``key`` (pprof, jfr, heatmap,
+        threads_collapsed...), resolved against the run directory; None if absent."""
+        path = _rel_or_abs(self.run_dir or Path("."), self.meta.get(key))
+        return path if path is not None and path.is_file() else None
 
 
 def repo_root_for(run_dir: str | os.PathLike[str]) -> Path:
@@ -105,7 +116,7 @@ def _entries(run_dir: Path, manifest: Mapping) -> list[dict]:
         if collapsed.name.endswith(SAMPLES_SUFFIX):
             continue
         key = (collapsed.parent.name, collapsed.stem)
-        if not any((c.get("service"), c.get("event")) == key for c in entries):
+        if not any((label_of(c), c.get("event")) == key for c in entries):
             entries.append({"service": key[0], "event": key[1]})
     return entries
 
@@ -128,12 +139,21 @@ def _flamegraph(cap: Mapping, repo_root: Path, service: str, event: str, stamp: 
     return fg if fg is not None and fg.is_file() else None
 
 
+def label_of(cap: Mapping) -> str:
+    """The directory of a capture entry's container: ``service``, or ``service.N`` when the
+    service ran several replicas (as the capture code names it)."""
+    service = str(cap.get("service") or "unknown-service")
+    replicas, replica = number(cap.get("replicas")), cap.get("replica")
+    return f"{service}.{replica}" if replicas and replicas > 1 and replica is not None else service
+
+
 def _load_one(cap: Mapping, run_dir: Path, repo_root: Path, stamp: str, interval: Any,
               run_packages: tuple[str, ...] | None) -> CaptureData:
     service = str(cap.get("service") or "unknown-service")
+    label = label_of(cap)
     event = str(cap.get("event") or "cpu")
-    collapsed = _rel_or_abs(run_dir, cap.get("collapsed")) or run_dir / service / f"{event}.collapsed"
-    html_path = _rel_or_abs(run_dir, cap.get("html")) or run_dir / service / f"{event}.html"
+    collapsed = _rel_or_abs(run_dir, cap.get("collapsed")) or run_dir / label / f"{event}.collapsed"
+    html_path = _rel_or_abs(run_dir, cap.get("html")) or run_dir / label / f"{event}.html"
     samples_file = _rel_or_abs(run_dir, cap.get("samples_collapsed")) or _samples_path(collapsed)
     profile, read_error = _parse_or_none(collapsed)
     counts, _ = _parse_or_none(samples_file)
@@ -167,11 +187,12 @@ def _load_one(cap: Mapping, run_dir: Path, repo_root: Path, stamp: str, interval
         samples=samples, profile=profile,
         collapsed=collapsed if collapsed.is_file() else None,
         html=html_path if html_path.is_file() else None,
-        flamegraph=_flamegraph(cap, repo_root, service, event, stamp),
+        flamegraph=_flamegraph(cap, repo_root, label, event, stamp),
         error=str(error) if error else None, meta=dict(cap),
         weight=weight, weight_total=w_total, sample_profile=counts,
         samples_collapsed=samples_file if samples_file.is_file() else None,
         app_packages=app_package_prefixes(cap.get("app_packages")) or run_packages,
+        label=label, run_dir=run_dir,
     )
 
 
@@ -192,7 +213,7 @@ def load_captures(run_dir: str | os.PathLike[str], manifest: Mapping,
     out: list[CaptureData] = []
     seen: set[tuple[str, str]] = set()
     for cap in _entries(run_dir, manifest):
-        key = (str(cap.get("service") or "unknown-service"), str(cap.get("event") or "cpu"))
+        key = (label_of(cap), str(cap.get("event") or "cpu"))
         if key not in seen:
             seen.add(key)
             out.append(_load_one(cap, run_dir, root, stamp, interval, run_packages))

@@ -1,6 +1,9 @@
 """Reasons to distrust a run's figures: run status, load held or not, sample counts,
 profiling engine, JVM flags. One sentence a reason; [] for a clean run.
 
+Also: profiler windows outside the load window, CPU profiles covering under 80 % of the
+cgroup CPU, JIT compilation over 15 % of a service's CPU (:mod:`flamekit.analysis.costs`).
+
 ctimer and itimer sample CPU time with a timer when perf_events is blocked; they are
 never wall-clock (only ``-e wall`` shows off-CPU time), and every sentence here says so.
 """
@@ -9,7 +12,8 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Sequence
 
 from ..runs import captures as manifest_captures
-from .captures import CaptureData
+from .captures import CaptureData, label_of
+from .costs import analyse, cost_warnings, parse_time
 from .events import event_kind
 from .stats import MIN_SAMPLES, worst_case_points
 from .values import error_fraction, get, number
@@ -113,6 +117,28 @@ def _capture_warnings(caps: Sequence[Mapping]) -> list[str]:
     return warnings
 
 
+def window_warnings(m: Mapping) -> list[str]:
+    """Each profiler's window (``profiler_started``..``profiler_stopped``) must lie inside the
+    timeline's load window (``load_started``..``load_ended``): else part of the profile is
+    of a JVM without the planned load."""
+    timeline = m.get("timeline") if isinstance(m.get("timeline"), Mapping) else {}
+    load_a, load_b = parse_time(timeline.get("load_started")), parse_time(timeline.get("load_ended"))
+    if not (load_a and load_b):
+        return []
+    out = []
+    for cap in manifest_captures(m):
+        a, b = parse_time(cap.get("profiler_started")), parse_time(cap.get("profiler_stopped"))
+        if not (a and b):
+            continue
+        early, late = (load_a - a).total_seconds(), (b - load_b).total_seconds()
+        if early > 0 or late > 0:
+            side = (f"started {early:.1f} s before the load" if early > 0 else
+                    f"stopped {late:.1f} s after the load ended")
+            out.append(f"{label_of(cap)} {cap.get('event') or 'cpu'}: the profiler's window is not inside "
+                       f"the load window ({side}): part of the profile is not of the planned load")
+    return out
+
+
 def validity_warnings(manifest: Mapping | None) -> list[str]:
     """Reasons to distrust a run's figures, one sentence each; [] for a clean run.
 
@@ -129,6 +155,7 @@ def validity_warnings(manifest: Mapping | None) -> list[str]:
     if warmup is not None and warmup <= 0:
         warnings.append("no warm-up: JIT compilation and class loading may dominate the profile")
     warnings += _capture_warnings(manifest_captures(m))
+    warnings += window_warnings(m)
     return list(dict.fromkeys(warnings))
 
 
@@ -155,4 +182,5 @@ def run_warnings(manifest: Mapping, caps: Iterable[CaptureData]) -> list[str]:
         if cap.profile is not None and cap.profile.weighted and not cap.samples:
             warnings.append(f"{cap.service} {cap.event}: weighted by {cap.weight} but the number "
                             "of samples was not recorded; the uncertainty of its shares is unknown")
-    return warnings
+    _, services = analyse(manifest, caps)
+    return list(dict.fromkeys(warnings + cost_warnings(services)))

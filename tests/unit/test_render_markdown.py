@@ -30,7 +30,9 @@ def test_report_contents_links_and_findings(tmp_path):
     assert out == tmp_path / "docs" / "perf" / f"flamegraph-analysis-{STAMP_A}.md"
     text = out.read_text()
     headings = [line for line in text.splitlines() if line.startswith("## ")]
-    assert headings == ["## Run set-up", "## Load", "## Hotspots", "## Validity", "## Findings"]
+    assert headings == ["## What to fix first", "## Cost per iteration by service", "## Where the CPU goes",
+                        "## Request threads (wall)", "## Exports", "## Run set-up", "## Load", "## Hotspots",
+                        "## Validity", "## Findings"]
     assert text.startswith(f"# Flame graph analysis: {STAMP_A}")
     for figure in ("25.0 → 24.9", "12.1 ms", "40.2 ms", "60.0 ms", "| error rate | 0.00% |",
                    "| dropped iterations | 0 |", "-XX:+DebugNonSafepoints", "4.3", "v1.1.0", "17.0.15"):
