@@ -110,11 +110,11 @@ def _weight_of(cap: Mapping, kind: str, profile: Profile | None, counts: Profile
 
 def _entries(run_dir: Path, manifest: Mapping) -> list[dict]:
     """The manifest's capture entries, plus one per ``<service>/<event>.collapsed`` file
-    it does not list (``<event>.samples.collapsed`` is not an event)."""
+    it does not list (``<event>.samples.collapsed``, ``<event>.threads.collapsed`` are not events)."""
     entries = list(manifest_captures(manifest))
     for collapsed in sorted(run_dir.glob("*/*.collapsed")):
-        if collapsed.name.endswith(SAMPLES_SUFFIX):
-            continue
+        if collapsed.name.endswith(SAMPLES_SUFFIX) or "." in collapsed.stem:
+            continue  # x.samples.collapsed, x.threads.collapsed: files of event x, not events
         key = (collapsed.parent.name, collapsed.stem)
         if not any((label_of(c), c.get("event")) == key for c in entries):
             entries.append({"service": key[0], "event": key[1]})

@@ -142,8 +142,8 @@ def request_wall(profile: Profile, app_packages: Sequence[str] | None = None) ->
     prefixes = app_package_prefixes(app_packages)
     serving: set[str] = set()
     for stack in profile.stacks:
-        if any(_is_app(f, prefixes) for f in stack):
-            serving.add(stack[0] if stack and thread_name(stack[0]) else "")
+        if stack and thread_name(stack[0]) and any(_is_app(f, prefixes) for f in stack):
+            serving.add(stack[0])
     request: dict[tuple[str, ...], int] = {}
     downstream = idle = other = 0
     for stack, n in profile.stacks.items():
