@@ -26,7 +26,7 @@ ENGINES = ("perf_events", "ctimer", "itimer", "cpu-clock", "perf")
 # alloc and lock are weighed by what matters (bytes allocated, time waited), not by
 # sample count; their sample counts are kept in a second collapsed file for the statistics
 WEIGHTS = {"alloc": "bytes", "lock": "ns"}
-PARALLEL = 2  # per container: each jfrconv is a JVM inside the service's memory limit
+PARALLEL = 3  # host conversions at a time (each a short JVM)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,6 @@ def conversions(event: str, heatmap: bool = False) -> list[Conversion]:
     return out
 
 
-HEATMAP = Conversion("cpu", "heatmap.html", False, "heatmap")
 HEATMAP_HEAP = "-Xmx1g"
 
 
@@ -83,31 +82,36 @@ def detect_engine(jfr_bytes: bytes, asprof_output: str = "") -> str:
     return "unknown"
 
 
-def host_heatmap(jfrconv: Path, jfr: Path, out: Path) -> str | None:
-    """The cpu heatmap, converted on the host: it needs far more heap than a service container
-    can spare (OOM at 128 MB for 15 s of --all), and a JVM on the host is optional. Returns an
-    error message, or None when the heatmap was written."""
-    import os
+def host_converter(jfrconv: Path | None) -> Path | None:
+    """The installed jfrconv, when this machine has a java to run it: converting on the host
+    takes ~0.15 s a file, uses no memory of the service's container, and needs no docker exec."""
     import shutil
+    if jfrconv is None or not Path(jfrconv).is_file() or not shutil.which("java"):
+        return None
+    return Path(jfrconv)
+
+
+def _run_host(jfrconv: Path, conv: Conversion, jfr: Path, out: Path, title: str) -> str | None:
+    """One conversion on the host; an error message, or None."""
+    import os
     import subprocess
-    if not shutil.which("java") or not Path(jfrconv).is_file():
-        return "no heatmap: no java on this machine to run jfrconv"
-    env = dict(os.environ, JAVA_TOOL_OPTIONS=HEATMAP_HEAP)
+    env = dict(os.environ, JAVA_TOOL_OPTIONS=HEATMAP_HEAP) if conv.fmt == "heatmap" else None
     try:
-        p = subprocess.run(jfrconv_args(str(jfrconv), HEATMAP, str(jfr), str(out)), capture_output=True,
-                           text=True, timeout=120, env=env)
+        p = subprocess.run(jfrconv_args(str(jfrconv), conv, str(jfr), str(out), title), capture_output=True,
+                           text=True, timeout=300, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"no heatmap: {exc}"
-    if p.returncode != 0 or not out.is_file():
+        return f"jfrconv --{conv.event} -> {conv.suffix} failed: {exc}"
+    if p.returncode != 0:
         out.unlink(missing_ok=True)
-        return f"no heatmap: jfrconv exited {p.returncode}: {last_line(p.stdout + p.stderr)}"
+        return f"jfrconv --{conv.event} -> {conv.suffix} failed: {last_line(p.stdout + p.stderr)}"
     return None
 
 
 def collect(target, sess, dest: Path, title: str, host_jfrconv: Path | None = None) -> dict:
-    """Copy the session's JFR to ``dest/profile.jfr``, convert it per event into ``dest``.
+    """Copy the session's JFR to ``dest/profile.jfr``, convert it per event into ``dest``: on the
+    host when ``host_jfrconv`` is given (see host_converter), else inside the container.
 
-    Returns {"engine", "jfr", "files": {event: {suffix: Path}}, "errors": {event: message}}.
+    Returns {"engine", "jfr", "files": {event: {suffix: Path}}, "errors": {event: message}, "notes"}.
     Raises CaptureError only when no recording came back at all.
     """
     dest.mkdir(parents=True, exist_ok=True)
@@ -122,10 +126,34 @@ def collect(target, sess, dest: Path, title: str, host_jfrconv: Path | None = No
         raise CaptureError(f"the profile of {sess.label} is empty",
                            "the JVM wrote nothing; check `docker logs` of the service")
     engine = detect_engine(jfr_local.read_bytes(), sess.start_output)
+    todo = [c for e in sess.events for c in conversions(e, heatmap=host_jfrconv is not None)]
+    errors: dict[str, str] = {}
+    if host_jfrconv is not None:
+        def run_here(conv: Conversion) -> None:
+            problem = _run_host(host_jfrconv, conv, jfr_local, dest / f"{conv.event}.{conv.suffix}",
+                                f"{title} {conv.event}")
+            if problem and conv.fmt != "heatmap":
+                errors.setdefault(conv.event, f"{problem} ({sess.label})")
+        with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="jfrconv") as pool:
+            list(pool.map(run_here, todo))
+    else:
+        _convert_in_container(target, sess, todo, dest, title, errors)
+    files: dict[str, dict[str, Path]] = {}
+    for conv in todo:
+        out = dest / f"{conv.event}.{conv.suffix}"
+        if out.is_file() and out.stat().st_size > 0:
+            files.setdefault(conv.event, {})[conv.suffix] = out
+        elif conv.event not in errors and conv.suffix in ("collapsed", "html"):
+            errors[conv.event] = f"jfrconv wrote no {conv.suffix} for {conv.event} in {sess.label}"
+    notes = [] if host_jfrconv is not None else ["no heatmap: no java on this machine to run jfrconv"]
+    return {"engine": engine, "jfr": jfr_local, "files": files, "errors": errors, "notes": notes}
+
+
+def _convert_in_container(target, sess, todo: list[Conversion], dest: Path, title: str, errors: dict) -> None:
+    """All conversions into one directory of the container's /tmp, two at a time (each is a JVM
+    inside the service's memory limit), then one copy out."""
     remote_dir = sess.jfr_in_container.removesuffix(".jfr") + ".out"
     target.exec_result(sess.replica, ["mkdir", "-p", remote_dir])
-    todo = [c for e in sess.events for c in conversions(e)]
-    errors: dict[str, str] = {}
 
     def run(conv: Conversion) -> None:
         out = f"{remote_dir}/{conv.event}.{conv.suffix}"
@@ -138,30 +166,14 @@ def collect(target, sess, dest: Path, title: str, host_jfrconv: Path | None = No
     staging = dest / ".incoming"
     _remove_tree(staging)
     try:
-        with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="jfrconv") as pool:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="jfrconv") as pool:
             list(pool.map(run, todo))
         target.copy_from(sess.replica, remote_dir, staging)
     finally:
         target.exec_result(sess.replica, ["rm", "-rf", remote_dir])
-    files: dict[str, dict[str, Path]] = {}
-    for conv in todo:
-        src = staging / f"{conv.event}.{conv.suffix}"
-        if src.is_file() and src.stat().st_size > 0:
-            final = dest / src.name
-            src.replace(final)
-            files.setdefault(conv.event, {})[conv.suffix] = final
-        elif conv.event not in errors and conv.suffix in ("collapsed", "html"):
-            errors[conv.event] = f"jfrconv wrote no {conv.suffix} for {conv.event} in {sess.label}"
+    for f in staging.iterdir() if staging.is_dir() else []:
+        f.replace(dest / f.name)
     _remove_tree(staging)
-    notes = []
-    if host_jfrconv is not None and "cpu" in sess.events and "cpu" in files:
-        heat = dest / "cpu.heatmap.html"
-        problem = host_heatmap(host_jfrconv, jfr_local, heat)
-        if problem:
-            notes.append(problem)
-        else:
-            files["cpu"]["heatmap.html"] = heat
-    return {"engine": engine, "jfr": jfr_local, "files": files, "errors": errors, "notes": notes}
 
 
 def _remove_tree(path: Path) -> None:

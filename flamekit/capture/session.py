@@ -156,6 +156,7 @@ class Profilers:
                                "wait for the other capture to finish; this run changed nothing")
 
     def prepare(self, replica, events: Sequence[str], pid: int | None = None) -> Session:
+        """Find the JVM and check it can be profiled; the caller adds the session to ``sessions``."""
         self.check_mounted(replica)
         info = fkjvm.jvm_of(self.target, replica, self.jvm_flags, pid)
         if info.flags_missing:
@@ -169,7 +170,6 @@ class Profilers:
             sess.image_id = self.target.image_id(replica)
         except Exception as exc:  # an id is nice to have, never a reason to fail
             log.debug("image id of %s: %s", replica.label, exc)
-        self.sessions.append(sess)
         return sess
 
     def start(self, sess: Session, duration_s: int, interval: str = "") -> None:

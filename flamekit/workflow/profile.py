@@ -112,8 +112,9 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
     t0 = time.monotonic()
     with SignalGuard() as guard:
         try:
-            for r in select_replicas(target, services, replica):
-                sess = profs.prepare(r, events, pid)
+            replicas = select_replicas(target, services, replica)
+            profs.sessions.extend(pool.map(lambda r: profs.prepare(r, events, pid), replicas))
+            for sess in profs.sessions:
                 ui.say(f"{sess.label}: JVM pid {sess.pid} ({sess.jvm.version or 'version unknown'})"
                        + (f"; missing flags: {' '.join(sess.jvm.flags_missing)}" if sess.jvm.flags_missing else ""))
             if load and warmup > 0:
@@ -141,12 +142,14 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
             cd.done()
             list(pool.map(profs.stop, profs.sessions))
             timeline["profilers_stopped"] = runs.now_iso()
+            ui.say(f"converting {len(profs.sessions) * len(events)} profile(s) with jfrconv")
+            # collect while k6 finishes its last seconds: the window is over, the load no longer matters
+            collecting = pool.submit(collect_all, settings, target, profs, run_dir, stamp)
             if k6run is not None:
                 k6run.wait()
                 timeline["load_ended"] = k6run.ended_at or runs.now_iso()
                 manifest["load"] = k6run.result().to_dict()
-            ui.say(f"converting {len(profs.sessions) * len(events)} profile(s) with jfrconv")
-            manifest["captures"].extend(collect_all(settings, target, profs, run_dir, stamp))
+            manifest["captures"].extend(collecting.result())
             errors = [c for c in manifest["captures"] if c.get("error")]
             if errors:
                 failure = CaptureError(
@@ -247,7 +250,7 @@ def _entry(sess, event: str, **extra) -> dict:
 def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str) -> list[dict]:
     dest = runs.service_dir(run_dir, sess.label)
     got = fkconvert.collect(target, sess, dest, f"{sess.label} {run_dir.name}",
-                            host_jfrconv=settings.profiler.dir / "bin" / "jfrconv")
+                            host_jfrconv=fkconvert.host_converter(settings.profiler.dir / "bin" / "jfrconv"))
     rel = lambda p: str(runs.relative(p, run_dir))  # noqa: E731
     entries = []
     for event in sess.events:

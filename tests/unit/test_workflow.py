@@ -55,6 +55,7 @@ def fake_load(monkeypatch):
     monkeypatch.setattr(wf.fkload, "run_load", lambda *a, **k: None)
     monkeypatch.setattr(wf.fkload, "K6Run", FakeK6)
     monkeypatch.setattr(wf.time, "sleep", lambda s: None)
+    monkeypatch.setattr(wf.fkconvert, "host_converter", lambda p: None)  # convert "in the container"
     return FakeK6
 
 
