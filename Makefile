@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INV := $(BIN)/inv
 
-.PHONY: setup bootstrap demo test test-unit bench bench-quick clean
+.PHONY: setup bootstrap demo test test-deps test-unit bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ bootstrap: setup  ## Docker engine, compose plugin, base images, async-profiler
 demo: bootstrap  ## the main job on the demo stack: ends with the report's path
 	$(INV) profile-all
 
-test: bootstrap  ## unit and integration tests (integration needs the engine)
+test-deps: setup  ## Chromium for the browser tests (installed as root on Debian)
+	$(BIN)/python -m flamekit.setup.browser
+
+test: bootstrap test-deps  ## unit and integration tests (integration needs the engine)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup  ## fast tests, no Docker

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..util import last_line
 from ..errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,6 @@ def run(args: Sequence[str], timeout: float | None = 120, input: bytes | None = 
     except subprocess.TimeoutExpired:
         return Result(124, "", f"{args[0]} timed out after {timeout:.0f}s")
     return Result(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
-
-
-def last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no output)"
 
 
 def os_release() -> dict[str, str]:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ImageError
-from .engine import Result, Runner, Say, apt_install, last_line, run
+from ..util import last_line
+from .engine import Result, Runner, Say, apt_install, run
 
 log = logging.getLogger(__name__)
 
