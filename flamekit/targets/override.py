@@ -182,8 +182,26 @@ def prepare(settings: Settings, target, say=lambda s: None) -> Path:
         probe = next((service_image(n, (resolved.get("services") or {}).get(n) or {}, settings.project_name)
                       for n in settings.jvm_services), "")
         perfmon = capability_known("PERFMON", probe)
-        if not perfmon:
+        if perfmon:
+            say("privileges minimal: adding CAP_PERFMON (no SYS_PTRACE, default seccomp)")
+        else:
             say("privileges minimal: this engine does not know CAP_PERFMON (dockerd before 23 rejects it); "
                 "adding no capability: async-profiler samples CPU with its ctimer engine")
     write_override(settings, resolved, path, envs, perfmon)
     return path
+
+
+def generate_swarm(settings: Settings, resolved: Mapping[str, Any],
+                   image_envs: Mapping[str, Mapping[str, str] | None] | None = None) -> dict[str, Any]:
+    """The Swarm variant of the override, for ``docker stack deploy``: the same JVM flags and
+    capabilities, without ``security_opt`` (stack deploy ignores it, so no seccomp change: the
+    ``seed`` privileges become SYS_PTRACE alone) and with the profiler as a long-syntax bind
+    mount of an absolute host path (a stack has no project directory to be relative to; the
+    path must exist on every node that runs a JVM service). cap_add needs dockerd 20.10+."""
+    doc = generate(settings, resolved, image_envs, perfmon_known=False if settings.privileges == "minimal" else True)
+    source = str(Path(settings.profiler.dir).resolve())
+    for entry in doc["services"].values():
+        entry.pop("security_opt", None)
+        entry["volumes"] = [{"type": "bind", "source": source, "target": settings.profiler.container_path,
+                             "read_only": True}]
+    return doc

@@ -108,8 +108,8 @@ def test_interrupt_leaves_no_profiler_running(demo_stack):
     assert proc.returncode != 0
     assert "interrupted" in (seen + rest).lower()
     s = fkconfig.build_settings({"project_name": demo_stack.project}, ROOT)
-    st = fkstack.Stack(s)
-    from flamekit.capture.session import jvm_of
+    st = fkstack.ComposeTarget(s)
+    from flamekit.capture.jvm import jvm_of
     pid = jvm_of(st, "order-service", ()).pid
     status = st.exec("order-service", ["/opt/async-profiler/bin/asprof", "status", str(pid)])
     assert "not active" in status.lower(), status

@@ -10,7 +10,7 @@ import pytest
 
 from flamekit import config as fkconfig
 from flamekit.targets import compose as fkstack
-from flamekit.capture.session import jvm_of
+from flamekit.capture.jvm import jvm_of
 from tests.integration.conftest import INV, ROOT, DemoStack, free_port, stack_env
 
 FLAGS = ("-XX:+PreserveFramePointer", "-XX:+UnlockDiagnosticVMOptions", "-XX:+DebugNonSafepoints")
@@ -18,18 +18,16 @@ FLAGS = ("-XX:+PreserveFramePointer", "-XX:+UnlockDiagnosticVMOptions", "-XX:+De
 
 def test_every_demo_jvm_is_profilable(demo_stack):
     s = fkconfig.build_settings({"project_name": demo_stack.project}, ROOT)
-    st = fkstack.Stack(s)
+    st = fkstack.ComposeTarget(s)
     for svc in s.jvm_services:
         out = st.exec(svc, ["/opt/async-profiler/bin/asprof", "--version"])
         assert "4.3" in out, (svc, out)
         info = jvm_of(st, svc, FLAGS)
         assert info.source == "perfdata"
         assert info.flags_missing == (), (svc, info.args)
-        c = st.container(svc)
-        caps = {x.removeprefix("CAP_") for x in c.host_config.cap_add or []}
-        assert "SYS_PTRACE" in caps and "seccomp:unconfined" in (c.host_config.security_opt or [])
-        mounts = [m for m in c.mounts if m.destination == "/opt/async-profiler"]
-        assert mounts and mounts[0].rw is False
+        got = st.privileges(svc, "/opt/async-profiler")
+        assert "SYS_PTRACE" in got.cap_add and "seccomp:unconfined" in got.security_opt
+        assert got.profiler_mount_ro is True
 
 
 def test_up_reports_the_checks(demo_stack):
@@ -62,6 +60,7 @@ def user_project(docker_engine, images, profiler_installed, tmp_path_factory):
         RUN javac -d /out /src/Billing.java
         FROM {images.base_image}
         COPY --from=build /out /app
+        ENV JAVA_TOOL_OPTIONS="-Dledger.from=image -Xss2m"
         ENTRYPOINT ["java", "-cp", "/app", "Billing"]
         """))
     (d / "compose.yml").write_text(textwrap.dedent("""\
@@ -72,6 +71,8 @@ def user_project(docker_engine, images, profiler_installed, tmp_path_factory):
             environment:
               JAVA_TOOL_OPTIONS: "-Dbilling.mode=batch -Xss1m"
               OTHER_SETTING: kept
+          ledger:
+            image: flamekit-test/billing:latest
           sidecar:
             image: flamekit-test/billing:latest
             entrypoint: ["sleep", "infinity"]
@@ -83,7 +84,7 @@ def user_project(docker_engine, images, profiler_installed, tmp_path_factory):
           compose_files: [compose.yml]
           project_name: {project}
           profiling_override: ""
-          jvm_services: [billing-worker, sidecar]
+          jvm_services: [billing-worker, ledger, sidecar]
           demo: false
           sample_data: ""
           service: billing-worker
@@ -111,8 +112,8 @@ def test_user_project_becomes_profilable_by_configuration(user_project):
     up = st.inv("-f", cfg, "up", "--profiling")
     assert "billing-worker: profiler ok" in up.stdout
     s = fkconfig.build_settings({"project_dir": str(d), "compose_files": "compose.yml",
-                                 "project_name": st.project, "jvm_services": "billing-worker,sidecar"}, ROOT)
-    stack = fkstack.Stack(s)
+                                 "project_name": st.project, "jvm_services": "billing-worker,ledger,sidecar"}, ROOT)
+    stack = fkstack.ComposeTarget(s)
     info = jvm_of(stack, "billing-worker", FLAGS)
     assert info.pid == 1  # exec-form entrypoint: java is PID 1 here
     assert info.flags_missing == ()
@@ -120,6 +121,10 @@ def test_user_project_becomes_profilable_by_configuration(user_project):
     env = stack.exec("billing-worker", ["sh", "-c", "echo $OTHER_SETTING"]).strip()
     assert env == "kept"
     assert "4.3" in stack.exec("billing-worker", ["/opt/async-profiler/bin/asprof", "--version"])
+    # h: the options the IMAGE gives its JVM (ENV JAVA_TOOL_OPTIONS) survive the override
+    ledger = jvm_of(stack, "ledger", FLAGS)
+    assert ledger.flags_missing == () and "-Dledger.from=image" in ledger.args and "-Xss2m" in ledger.args
+    assert "ledger: profiler ok" in up.stdout and "options MISSING" not in up.stdout
 
     # a container without a JVM: one clear line, non-zero exit, nothing written
     bad = st.inv("-f", cfg, "profile", "--service", "sidecar", "--no-load", "--duration", "2", check=False)
