@@ -14,9 +14,20 @@ from flamekit import ui
 from flamekit.errors import FlamekitError
 
 ROOT = Path(__file__).resolve().parent
-VERBOSE = "show each docker command and debug logging"
-PRIVILEGES = "seed (SYS_PTRACE + seccomp:unconfined, default), minimal (PERFMON where the engine knows it) or none"
-JVM_FLAGS = "comma-separated JVM flags appended to JAVA_TOOL_OPTIONS (default flamekit.jvm_flags)"
+HELP = {  # flags several tasks share
+    "verbose": "show each docker command and debug logging",
+    "privileges": "seed (SYS_PTRACE + seccomp:unconfined, default), minimal (PERFMON where the engine knows it) or none",
+    "jvm_flags": "comma-separated JVM flags appended to JAVA_TOOL_OPTIONS (default flamekit.jvm_flags)",
+    "duration": "capture seconds (default 60)",
+    "tps": "k6 target rate, iterations per second (default 25)",
+    "warmup": "seconds of load before capturing (default 15)",
+    "interval": "cpu sampling interval for asprof -i (e.g. 10ms; default: async-profiler's)",
+    "run": "run directory or stamp (default: the newest run)",
+}
+
+
+def helps(*shared: str, **own: str) -> dict:
+    return {**{k: HELP[k] for k in shared + ("verbose",)}, **own}
 
 
 def settings(c, **flags) -> fkconfig.Settings:
@@ -41,7 +52,7 @@ def user_errors(fn):
 
 
 # ------------------------------------------------------------------ engine and images
-@task(help={"verbose": VERBOSE})
+@task(help=helps())
 @user_errors
 def engine(c, verbose=False):
     """Make a Docker engine and `docker compose` available (installs docker.io as root on Debian)."""
@@ -49,11 +60,8 @@ def engine(c, verbose=False):
     ui.say(ensure_engine(say=ui.say))
 
 
-@task(help={
-    "offline": "build local Debian bookworm + OpenJDK 17 equivalents with debootstrap instead of pulling",
-    "rebuild": "rebuild the offline images even when they exist",
-    "verbose": VERBOSE,
-})
+@task(help=helps(offline="build local Debian bookworm + OpenJDK 17 equivalents with debootstrap instead of pulling",
+                 rebuild="rebuild the offline images even when they exist"))
 @user_errors
 def base_images(c, offline=False, rebuild=False, verbose=False):
     """Ensure the demo's build and runtime base images (pulled, or built offline)."""
@@ -63,14 +71,9 @@ def base_images(c, offline=False, rebuild=False, verbose=False):
 
 
 # ------------------------------------------------------------------ the stack
-@task(help={
-    "profiling": "apply the profiling override (profiler mount, privileges, JVM flags)",
-    "build": "rebuild the service images",
-    "timeout": "seconds to wait for the services to become healthy",
-    "privileges": PRIVILEGES,
-    "jvm_flags": JVM_FLAGS,
-    "verbose": VERBOSE,
-})
+@task(help=helps("privileges", "jvm_flags", build="rebuild the service images",
+                 profiling="apply the profiling override (profiler mount, privileges, JVM flags)",
+                 timeout="seconds to wait for the services to become healthy"))
 @user_errors
 def up(c, profiling=False, build=False, timeout=None, privileges=None, jvm_flags=None, verbose=False):
     """Start the compose stack (waits until healthy); with --profiling, check every JVM."""
@@ -82,7 +85,7 @@ def up(c, profiling=False, build=False, timeout=None, privileges=None, jvm_flags
         chain.profiling_checks(s, target)
 
 
-@task(help={"verbose": VERBOSE})
+@task(help=helps())
 @user_errors
 def down(c, verbose=False):
     """Stop and remove the stack's containers, networks and volumes."""
@@ -97,7 +100,7 @@ def _print_status(target) -> None:
     ui.say(ui.table(rows, ("service", "container", "state", "health", "ports")) if rows else "no containers")
 
 
-@task(help={"verbose": VERBOSE})
+@task(help=helps())
 @user_errors
 def status(c, verbose=False):
     """Show the stack's containers, their health and published ports."""
@@ -105,7 +108,7 @@ def status(c, verbose=False):
     _print_status(compose_target(settings(c)))
 
 
-@task(help={"timeout": "seconds to wait (default flamekit.wait_timeout)", "verbose": VERBOSE})
+@task(help=helps(timeout="seconds to wait (default flamekit.wait_timeout)"))
 @user_errors
 def wait_healthy(c, timeout=None, verbose=False):
     """Wait until every container of the stack is running and healthy."""
@@ -115,7 +118,7 @@ def wait_healthy(c, timeout=None, verbose=False):
     ui.ok("healthy: " + ", ".join(x.container for x in states))
 
 
-@task(help={"file": "sample data JSON (default flamekit.sample_data)", "verbose": VERBOSE})
+@task(help=helps(file="sample data JSON (default flamekit.sample_data)"))
 @user_errors
 def sample_data(c, file=None, verbose=False):
     """Load products with stock, customers and a few orders through the gateway (idempotent)."""
@@ -130,14 +133,11 @@ def sample_data(c, file=None, verbose=False):
 
 
 # ------------------------------------------------------------------ async-profiler
-@task(help={
-    "version": "async-profiler version (default flamekit.profiler.version, 4.3)",
-    "source": "github, maven or archive; default: github, then maven",
-    "archive": "a .tar.gz or .zip of an async-profiler release you already have (implies --source archive)",
-    "arch": "x64 or arm64; default: the Docker engine's architecture",
-    "force": "download and install again even when installed and verified",
-    "verbose": VERBOSE,
-})
+@task(help=helps(version="async-profiler version (default flamekit.profiler.version, 4.3)",
+                 source="github, maven or archive; default: github, then maven",
+                 archive="a .tar.gz or .zip of an async-profiler release you already have (implies --source archive)",
+                 arch="x64 or arm64; default: the Docker engine's architecture",
+                 force="download and install again even when installed and verified"))
 @user_errors
 def download_profiler(c, version=None, source=None, archive=None, arch=None, force=False, verbose=False):
     """Download, verify and install async-profiler for the containers' architecture."""
@@ -145,12 +145,7 @@ def download_profiler(c, version=None, source=None, archive=None, arch=None, for
     download(settings(c), version, source, archive, arch, force)
 
 
-@task(help={
-    "write": "write the override to this path (default: print it)",
-    "privileges": PRIVILEGES,
-    "jvm_flags": JVM_FLAGS,
-    "verbose": VERBOSE,
-})
+@task(help=helps("privileges", "jvm_flags", write="write the override to this path (default: print it)"))
 @user_errors
 def profiling_override(c, write=None, privileges=None, jvm_flags=None, verbose=False):
     """Generate the profiling override for the configured compose project."""
@@ -168,18 +163,12 @@ def profiling_override(c, write=None, privileges=None, jvm_flags=None, verbose=F
 
 
 # ------------------------------------------------------------------ capture
-@task(help={
-    "service": "compose service to profile (default flamekit.service, order-service); every replica",
-    "event": "cpu, alloc, wall, lock, a comma list, or all (all four from one load window)",
-    "duration": "capture seconds (default 60)",
-    "tps": "k6 target rate, iterations per second (default 25)",
-    "warmup": "seconds of load before capturing (default 15)",
-    "interval": "sampling interval passed to asprof -i (e.g. 10ms; default: async-profiler's)",
-    "pid": "the JVM's PID inside the container, when several JVMs run there",
-    "replica": "profile only this replica (1, 2, ...) of a scaled service",
-    "no_load": "capture without running k6",
-    "verbose": VERBOSE,
-})
+@task(help=helps("duration", "tps", "warmup", "interval",
+                 service="compose service to profile (default flamekit.service, order-service); every replica",
+                 event="cpu, alloc, wall, lock, a comma list, or all (all four from one load window)",
+                 pid="the JVM's PID inside the container, when several JVMs run there",
+                 replica="profile only this replica (1, 2, ...) of a scaled service",
+                 no_load="capture without running k6"))
 @user_errors
 def profile(c, service=None, event=None, duration=None, tps=None, warmup=None, interval=None, pid=None,
             replica=None, no_load=False, verbose=False):
@@ -199,7 +188,7 @@ def profile(c, service=None, event=None, duration=None, tps=None, warmup=None, i
 
 
 # ------------------------------------------------------------------ report
-@task(help={"run": "run directory or stamp (default: the newest run)", "verbose": VERBOSE})
+@task(help=helps("run"))
 @user_errors
 def report(c, run=None, verbose=False):
     """Write the analysis report of a run (and refresh docs/perf/flamegraphs/index.html)."""
@@ -207,12 +196,8 @@ def report(c, run=None, verbose=False):
     ui.ok(f"report: {review.report(settings(c), run)}")
 
 
-@task(help={
-    "run_a": "the earlier run (directory or stamp)",
-    "run_b": "the later run (directory or stamp)",
-    "top": "methods listed per direction (default 10)",
-    "verbose": VERBOSE,
-})
+@task(help=helps(run_a="the earlier run (directory or stamp)", run_b="the later run (directory or stamp)",
+                 top="methods listed per direction (default 10)"))
 @user_errors
 def compare(c, run_a, run_b, top=10, verbose=False):
     """Compare two runs: what got hotter or cooler, load deltas, differential flame graphs."""
@@ -220,10 +205,8 @@ def compare(c, run_a, run_b, top=10, verbose=False):
     ui.ok(f"comparison: {review.compare(settings(c), run_a, run_b, fkconfig.check_number(top, '--top', int, 1))}")
 
 
-@task(help={"run": "run directory or stamp (default: the newest)",
-            "flamegraph": "open a flame graph of the run instead of its report",
-            "print_only": "only print the path, do not start a browser",
-            "verbose": VERBOSE})
+@task(help=helps("run", flamegraph="open a flame graph of the run instead of its report",
+                 print_only="only print the path, do not start a browser"))
 @user_errors
 def view(c, run=None, flamegraph=False, print_only=False, verbose=False):
     """Open the newest report (or flame graph) in a browser, or print its path."""
@@ -232,18 +215,10 @@ def view(c, run=None, flamegraph=False, print_only=False, verbose=False):
 
 
 # ------------------------------------------------------------------ the whole chain
-@task(help={
-    "services": "comma-separated JVM services to capture (default: every configured JVM service)",
-    "events": "comma-separated events (default cpu,alloc,wall,lock)",
-    "duration": "capture seconds (default 60)",
-    "tps": "k6 target rate (default 25)",
-    "warmup": "seconds of load before capturing (default 15)",
-    "interval": "cpu sampling interval for asprof -i (default async-profiler's)",
-    "privileges": PRIVILEGES,
-    "jvm_flags": JVM_FLAGS,
-    "keep_up": "leave the stack running at the end",
-    "verbose": VERBOSE,
-})
+@task(help=helps("duration", "tps", "warmup", "interval", "privileges", "jvm_flags",
+                 services="comma-separated JVM services to capture (default: every configured JVM service)",
+                 events="comma-separated events (default cpu,alloc,wall,lock)",
+                 keep_up="leave the stack running at the end"))
 @user_errors
 def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=None, interval=None,
                 privileges=None, jvm_flags=None, keep_up=False, verbose=False):
