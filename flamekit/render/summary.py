@@ -119,6 +119,14 @@ def ranked_markdown(summary: Summary, out_dir: Path, top: int = TOP) -> list[str
     return lines
 
 
+def _section(title: str, rows: list[list[str]], header: list[str], note: str, empty: str) -> list[str]:
+    """A heading, then a table (first column left, the others right) and its note, or ``empty``."""
+    lines = [f"## {title}", ""]
+    if not rows:
+        return lines + [empty, ""]
+    return lines + table(header, rows, ["l"] + ["r"] * (len(header) - 1)) + ["", note, ""]
+
+
 def services_markdown(summary: Summary, out_dir: Path) -> list[str]:
     """Cost per iteration per service, where the CPU goes, request threads, exports."""
     svcs = sorted(summary.services.values(), key=lambda s: s.service)
@@ -129,33 +137,28 @@ def services_markdown(summary: Summary, out_dir: Path) -> list[str]:
                     "of it downstream ms"], rows, ["l", "r", "r", "r", "r", "r"]) + [""]
     lines += ["Profiled CPU is all CPU samples x interval; cgroup CPU is the container's CPU time over "
               "the same window (under 80% coverage is a validity warning).", ""]
-    lines += ["## Where the CPU goes", ""]
     with_b = [s for s in svcs if s.breakdown is not None]
-    if with_b:
-        rows = [[s.service] + [pct(s.breakdown.share(k)) for k, _ in CATEGORIES]  # type: ignore[union-attr]
-                + [f"{s.breakdown.total:,}"] for s in with_b]  # type: ignore[union-attr]
-        lines += table(["service"] + [t for _, t in CATEGORIES] + ["samples"], rows,
-                       ["l"] + ["r"] * (len(CATEGORIES) + 1)) + [""]
-        lines += ["From the per-thread CPU stacks: JIT is `C1/C2 CompilerThread*`; GC is `VM Thread` "
-                  "(Serial GC collects there), `GC Thread*` and collector workers; the profiler is its "
-                  "signal handlers (`WallClock::signalHandler`), `Profiler::` frames and its own threads. "
-                  "JIT over 15% is a validity warning; GC over 10% is ranked as a CPU finding.", ""]
-    else:
-        lines += ["No per-thread CPU stacks (`cpu.threads.collapsed`) in this run.", ""]
-    lines += ["## Request threads (wall)", ""]
+    lines += _section(
+        "Where the CPU goes", [[s.service] + [pct(s.breakdown.share(k)) for k, _ in CATEGORIES]  # type: ignore
+                               + [f"{s.breakdown.total:,}"] for s in with_b],  # type: ignore[union-attr]
+        ["service"] + [t for _, t in CATEGORIES] + ["samples"],
+        "From the per-thread CPU stacks: JIT is `C1/C2 CompilerThread*`; GC is `VM Thread` "
+        "(Serial GC collects there), `GC Thread*` and collector workers; the profiler is its "
+        "signal handlers (`WallClock::signalHandler`), `Profiler::` frames and its own threads. "
+        "JIT over 15% is a validity warning; GC over 10% is ranked as a CPU finding.",
+        "No per-thread CPU stacks (`cpu.threads.collapsed`) in this run.")
     with_w = [s for s in svcs if s.request_ms is not None]
-    if with_w:
-        rows = [[s.service, _ms(s.request_ms), _ms(s.downstream_ms), _ms(s.idle_ms), _ms(s.other_ms),
-                 ", ".join(s.request_threads[:3]) + (" ..." if len(s.request_threads) > 3 else "")]
-                for s in with_w]
-        lines += table(["service", "request time ms", "waiting downstream ms", "request threads idle ms",
-                        "other threads ms", "request threads"], rows, ["l", "r", "r", "r", "r", "l"]) + [""]
-        lines += ["Per iteration. A thread serves requests when it ran application code in the window; "
-                  "request time is its samples with an application frame on the stack, idle its other "
-                  "samples (waiting for work). Wall shares in the ranked table are of request time; the "
-                  "all-thread figures are in the per-capture sections below.", ""]
-    else:
-        lines += ["No wall capture (`-e wall`) in this run.", ""]
+    lines += _section(
+        "Request threads (wall)",
+        [[s.service, _ms(s.request_ms), _ms(s.downstream_ms), _ms(s.idle_ms), _ms(s.other_ms),
+          ", ".join(s.request_threads[:3]) + (" ..." if len(s.request_threads) > 3 else "")] for s in with_w],
+        ["service", "request time ms", "waiting downstream ms", "request threads idle ms", "other threads ms",
+         "request threads"],
+        "Per iteration. A thread serves requests when it ran application code in the window; "
+        "request time is its samples with an application frame on the stack, idle its other "
+        "samples (waiting for work). Wall shares in the ranked table are of request time; the "
+        "all-thread figures are in the per-capture sections below.",
+        "No wall capture (`-e wall`) in this run.")
     lines += ["## Exports", ""]
     if summary.exports:
         for label, event, files in summary.exports:

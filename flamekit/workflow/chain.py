@@ -53,12 +53,17 @@ def profiling_checks(settings: Settings, target) -> None:
 
 # ------------------------------------------------------------------ reports
 def write_reports(settings: Settings, run_dir: Path) -> Path:
-    from ..analysis.validity import validity_warnings
+    from ..analysis.captures import load_captures
+    from ..analysis.validity import run_warnings
     from ..render.html import write_index
     from ..render.markdown import write_report
+    from ..render.report_html import write_html_report
     out = write_report(run_dir, runs.report_path(settings.reports_dir, run_dir.name), settings.root)
+    html = write_html_report(run_dir, runs.report_path(settings.reports_dir, run_dir.name, "html"), settings.root)
+    ui.ok(f"HTML report: {html}")
     write_index(settings.runs_dir, settings.flamegraph_dir, settings.reports_dir)
-    for w in validity_warnings(runs.read_manifest(run_dir)):
+    manifest = runs.read_manifest(run_dir)
+    for w in run_warnings(manifest, load_captures(run_dir, manifest, settings.root)):
         ui.warn(w)
     return out
 
