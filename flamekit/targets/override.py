@@ -197,11 +197,14 @@ def generate_swarm(settings: Settings, resolved: Mapping[str, Any],
     capabilities, without ``security_opt`` (stack deploy ignores it, so no seccomp change: the
     ``seed`` privileges become SYS_PTRACE alone) and with the profiler as a long-syntax bind
     mount of an absolute host path (a stack has no project directory to be relative to; the
-    path must exist on every node that runs a JVM service). cap_add needs dockerd 20.10+."""
+    path must exist on every node that runs a JVM service). cap_add needs dockerd 20.10+.
+    ``$`` is left unescaped: :func:`flamekit.targets.swarm.stack_document` escapes every value."""
     doc = generate(settings, resolved, image_envs, perfmon_known=False if settings.privileges == "minimal" else True)
     source = str(Path(settings.profiler.dir).resolve())
     for entry in doc["services"].values():
         entry.pop("security_opt", None)
+        if TOOL_OPTIONS in entry.get("environment", {}):  # unescaped: the stack file escapes `$` itself
+            entry["environment"][TOOL_OPTIONS] = entry["environment"][TOOL_OPTIONS].replace("$$", "$")
         entry["volumes"] = [{"type": "bind", "source": source, "target": settings.profiler.container_path,
                              "read_only": True}]
     return doc
