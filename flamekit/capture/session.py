@@ -29,6 +29,7 @@ EVENT_OPTIONS = {
     "lock": ["--lock", "10us"],
     "wall": ["--wall", "20ms"],
 }
+WALL_INTERVAL = "20ms"
 MARGIN_S = 30
 # A constant script (the asprof arguments arrive as "$@", never inside the script): print the
 # container's cgroup CPU time in ns (v1 cpuacct, else v2 cpu.stat), then run the command.
@@ -66,8 +67,8 @@ def asprof_start_args(asprof: str, events: Sequence[str], pid: int, out_file: st
     args = [asprof, "start"]
     if len(events) == 1:
         args += ["-e", events[0]]
-        if interval:
-            args += ["-i", interval]
+        if interval or events[0] == "wall":
+            args += ["-i", interval or WALL_INTERVAL]
     else:
         for e in events:
             args += EVENT_OPTIONS[e] + (["-i", interval] if e == "cpu" and interval else [])

@@ -247,6 +247,14 @@ def _entry(sess, event: str, **extra) -> dict:
     return out
 
 
+def _interval(given: str, event: str, events) -> str | None:
+    """The sampling interval this event really ran with (-i applies to cpu, or to the one event)."""
+    from ..capture.session import WALL_INTERVAL
+    if event == "wall":
+        return given if (given and len(events) == 1) else WALL_INTERVAL
+    return (given or None) if event == "cpu" or len(events) == 1 else None
+
+
 def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str) -> list[dict]:
     dest = runs.service_dir(run_dir, sess.label)
     got = fkconvert.collect(target, sess, dest, f"{sess.label} {run_dir.name}",
@@ -256,7 +264,7 @@ def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str)
     for event in sess.events:
         files = got["files"].get(event, {})
         e = _entry(sess, event, engine=got["engine"] if event == "cpu" else event, notes=got["notes"] if event == "cpu" else [],
-                   interval=settings.interval or None, jfr=rel(got["jfr"]),
+                   interval=_interval(settings.interval, event, sess.events), jfr=rel(got["jfr"]),
                    weight=fkconvert.WEIGHTS.get(event, "samples"))
         if event in got["errors"] or "collapsed" not in files or "html" not in files:
             e["error"] = got["errors"].get(event, f"no {event} output")
