@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -48,6 +49,13 @@ def test_cpu_on_order_service_finds_pricing_engine(demo_stack):
     m = json.loads((run / "manifest.json").read_text())
     assert m["load"]["target_tps"] == 25 and m["load"]["achieved_tps"] > 20
     assert m["environment"]["async_profiler"] == "4.3"
+    # the pprof export opens in a real pprof reader (Go's), with the planted method in it
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").is_file() else None)
+    if go:
+        top = subprocess.run([go, "tool", "pprof", "-top", str(run / cap["pprof"])], capture_output=True,
+                             text=True, timeout=180)
+        assert top.returncode == 0, top.stderr
+        assert "PricingEngine.priceOrder" in top.stdout, top.stdout[:2000]
     assert cap["jvm"]["flags_missing"] == [] and cap["jvm"]["version"].startswith("17")
     assert "engine" in p.stdout or "samples" in p.stdout
 
