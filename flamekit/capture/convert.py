@@ -179,3 +179,143 @@ def _convert_in_container(target, sess, todo: list[Conversion], dest: Path, titl
 def _remove_tree(path: Path) -> None:
     import shutil
     shutil.rmtree(path, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ time slices (the gate)
+#: jfrconv flag and --total per event, for the gate's per-slice collapsed stacks.
+SLICE_FLAGS = {"cpu": ("--cpu",), "wall": ("--wall",), "alloc": ("--alloc", "--total"),
+               "lock": ("--lock", "--total")}
+#: JVM options of one host jfrconv: it only streams a JFR, a small heap is enough.
+SLICE_JAVA_OPTS = "-Xmx256m -XX:TieredStopAtLevel=1 -Xshare:auto"
+
+
+def slice_bounds(window_s: float, k: int) -> list[tuple[int, int]]:
+    """``k`` equal (from, to) ranges in ms relative to the recording's start; the last one is
+    left open at the end (``to`` far beyond the window) so no late sample is lost."""
+    step = window_s * 1000.0 / k
+    bounds = [(round(i * step), round((i + 1) * step)) for i in range(k)]
+    bounds[-1] = (bounds[-1][0], bounds[-1][1] + 3_600_000)
+    return bounds
+
+
+def slice_args(jfrconv: str, event: str, jfr: str, start_ms: int, end_ms: int, out: str) -> list[str]:
+    """``jfrconv --cpu --from 0 --to 2000 -o collapsed x.jfr out`` (jfrconv 4.3 takes plain
+    milliseconds, relative to the recording's start; "2s" is rejected)."""
+    flags = SLICE_FLAGS.get(event, (f"--{event}",))
+    return [jfrconv, *flags, "--from", str(start_ms), "--to", str(end_ms), "-o", "collapsed", jfr, out]
+
+
+# One JVM converts every slice: jfrconv's Main converts one input per call and returns (it does
+# not exit), so a tiny launcher calls it once per job line. Run as a single-file source program
+# (`java Batch.java`, JDK 11+ with jdk.compiler); a JRE without a compiler falls back to one
+# jfrconv process per slice. Own code because jfrconv has no batch mode.
+_BATCH_JAVA = """
+import java.nio.file.*;
+import java.util.*;
+public class SliceBatch {
+    public static void main(String[] a) throws Exception {
+        int failed = 0;
+        for (String line : Files.readAllLines(Paths.get(a[0]))) {
+            if (line.isEmpty()) continue;
+            String[] args = line.split("\\t");
+            try {
+                one.converter.Main.main(args);
+                System.out.println();
+            } catch (Throwable t) {
+                failed++;
+                System.out.println("\\nFAILED " + String.join(" ", args) + ": " + t);
+            }
+        }
+        System.exit(failed == 0 ? 0 : 3);
+    }
+}
+"""
+
+
+@dataclass(frozen=True)
+class SliceJob:
+    event: str
+    jfr: Path
+    start_ms: int
+    end_ms: int
+    out: Path
+
+    def args(self) -> list[str]:
+        return slice_args("", self.event, str(self.jfr), self.start_ms, self.end_ms, str(self.out))[1:]
+
+
+def slice_jobs(jfr: Path, event: str, bounds: list[tuple[int, int]], out_dir: Path) -> list[SliceJob]:
+    return [SliceJob(event, Path(jfr), a, b, Path(out_dir) / f"{event}.slice{i:02d}.collapsed")
+            for i, (a, b) in enumerate(bounds)]
+
+
+def _java() -> str | None:
+    import os
+    import shutil
+    home = os.environ.get("JAVA_HOME")
+    if home and Path(home, "bin", "java").is_file():
+        return str(Path(home, "bin", "java"))
+    return shutil.which("java")
+
+
+def run_slice_jobs(jfrconv: Path, jobs: list[SliceJob], parallel: int = PARALLEL, runner=None) -> None:
+    """Run every slice conversion on the host: in one JVM when the host java can run a source
+    file, else one jfrconv per slice (``parallel`` at a time). A slice without samples of its
+    event gets an empty file. CaptureError when jfrconv or java is missing or a job fails."""
+    import subprocess
+    import tempfile
+    if not jobs:
+        return
+    if runner is None:
+        if not Path(jfrconv).is_file():
+            raise CaptureError(f"no jfrconv at {jfrconv}", "run `inv download-profiler`")
+        if _java() is None:
+            raise CaptureError("no java on this machine to run jfrconv for the time slices",
+                               "install a JDK or JRE (e.g. apt-get install openjdk-17-jdk-headless) or set JAVA_HOME")
+    for job in jobs:
+        job.out.parent.mkdir(parents=True, exist_ok=True)
+    jar = Path(jfrconv).resolve().parent.parent / "lib" / "converter.jar"
+    if runner is None and jar.is_file():
+        with tempfile.TemporaryDirectory(prefix="flamekit-batch-") as tmp:
+            src, jobfile = Path(tmp) / "SliceBatch.java", Path(tmp) / "jobs.txt"
+            src.write_text(_BATCH_JAVA, encoding="utf-8")
+            jobfile.write_text("\n".join("\t".join(j.args()) for j in jobs) + "\n", encoding="utf-8")
+            try:
+                p = subprocess.run([_java() or "java", "-Xmx512m", "-cp", str(jar), str(src), str(jobfile)],
+                                   capture_output=True, text=True, timeout=600)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                p = None
+                log.info("batch slice conversion failed (%s); one jfrconv per slice", exc)
+        if p is not None and p.returncode == 0:
+            for job in jobs:
+                if not job.out.is_file():
+                    job.out.write_text("")
+            return
+        if p is not None:
+            log.info("batch slice conversion exited %s (%s); one jfrconv per slice", p.returncode,
+                     last_line(p.stdout + p.stderr))
+    _run_one_by_one(jfrconv, jobs, parallel, runner or subprocess.run)
+
+
+def _run_one_by_one(jfrconv: Path, jobs: list[SliceJob], parallel: int, runner) -> None:
+    import os
+    import subprocess
+    env = dict(os.environ, JFRCONV_JAVA_OPTS=SLICE_JAVA_OPTS)
+
+    def one(job: SliceJob) -> str | None:
+        try:
+            p = runner([str(jfrconv), *job.args()], capture_output=True, text=True, timeout=120, env=env)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{exc}"
+        if p.returncode != 0:
+            return f"exited {p.returncode}: {last_line((p.stdout or '') + (p.stderr or ''))}"
+        if not job.out.is_file():
+            job.out.write_text("")  # a slice without any sample of this event
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="jfrconv-slice") as pool:
+        problems = [(j, p) for j, p in zip(jobs, pool.map(one, jobs)) if p]
+    if problems:
+        j, p = problems[0]
+        raise CaptureError(f"jfrconv --{j.event} --from {j.start_ms} --to {j.end_ms} {j.jfr} {p}",
+                           "check the JFR is complete (`jfrconv --cpu` on it by hand)")

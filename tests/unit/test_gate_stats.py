@@ -1,0 +1,104 @@
+"""The gate's statistics: block resampling, the bootstrap estimate, Benjamini-Hochberg."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from flamekit.analysis.gate_stats import (TOTAL, SliceTable, benjamini_hochberg, block_counts, choose_slices,
+                                          estimate, resample_plan)
+
+
+def table(values, other, seconds=2.0, tps=25.0, scale=10.0, name="demo.A.hot"):
+    k = len(values)
+    return SliceTable("svc", "cpu", "CPU ms", scale, tps, int(sum(values) + sum(other)), [seconds] * k,
+                      [float(v + o) for v, o in zip(values, other)],
+                      {name: [float(v) for v in values], "demo.B.cold": [float(o) for o in other]})
+
+
+def noisy(mean, k, rng, sd=0.08):
+    return [max(0.0, rng.gauss(mean, mean * sd)) for _ in range(k)]
+
+
+def test_block_counts_draw_exactly_k_slices_in_adjacent_blocks():
+    rng = random.Random(1)
+    for k, block in ((10, 2), (7, 3), (6, 1), (3, 5)):
+        for _ in range(50):
+            c = block_counts(k, block, rng)
+            assert len(c) == k and sum(c) == k and all(x >= 0 for x in c)
+
+
+def test_resample_plan_is_reproducible_with_a_seed():
+    assert resample_plan(10, 2, 20, random.Random(7)) == resample_plan(10, 2, 20, random.Random(7))
+
+
+def test_benjamini_hochberg_matches_the_textbook_example():
+    p = [0.01, 0.04, 0.03, 0.005]
+    q = benjamini_hochberg(p)
+    # sorted: 0.005*4/1=0.02, 0.01*4/2=0.02, 0.03*4/3=0.04, 0.04*4/4=0.04
+    assert q == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert benjamini_hochberg([]) == []
+    assert benjamini_hochberg([0.9, 1.0]) == pytest.approx([1.0, 1.0])
+
+
+def test_identical_runs_give_ratio_one_and_no_significance():
+    rng = random.Random(3)
+    a = table(noisy(100, 10, rng), noisy(100, 10, rng))
+    plan = resample_plan(10, 2, 1000, rng)
+    e = estimate(a, a, "demo.A.hot", plan, resample_plan(10, 2, 1000, rng))
+    assert e.ratio == pytest.approx(1.0)
+    assert e.ratio_lo < 1.0 < e.ratio_hi
+    assert e.p_cost > 0.5 and e.p_share > 0.5
+
+
+def test_a_doubled_method_is_found_with_its_interval():
+    rng = random.Random(5)
+    a = table(noisy(60, 10, rng), noisy(100, 10, rng))
+    b = table(noisy(120, 10, rng), noisy(100, 10, rng))
+    e = estimate(a, b, "demo.A.hot", resample_plan(10, 2, 2000, rng), resample_plan(10, 2, 2000, rng))
+    assert 1.8 < e.ratio < 2.2
+    assert 1.0 < e.ratio_lo < e.ratio < e.ratio_hi
+    assert e.p_cost < 1e-6
+    assert e.cost_a == pytest.approx(sum(a.methods["demo.A.hot"]) * 10 / (25 * 20))
+    assert e.share_b > e.share_a and e.p_share < 1e-3
+    # the other method's cost is unchanged even though its share fell
+    o = estimate(a, b, "demo.B.cold", resample_plan(10, 2, 2000, rng), resample_plan(10, 2, 2000, rng))
+    assert 0.9 < o.ratio < 1.1 and o.share_delta < 0
+
+
+def test_cost_is_per_request_so_a_higher_rate_with_the_same_work_per_request_is_no_change():
+    rng = random.Random(9)
+    va = noisy(50, 8, rng)
+    a = table(va, va, tps=25)
+    b = table([v * 2 for v in va], va, tps=50)  # twice the rate, twice the samples of the method
+    e = estimate(a, b, "demo.A.hot", resample_plan(8, 2, 500, rng), resample_plan(8, 2, 500, rng))
+    assert e.ratio == pytest.approx(1.0, rel=0.02)
+
+
+def test_a_method_absent_from_the_baseline_has_a_finite_ratio():
+    rng = random.Random(2)
+    a = table([0.0] * 8, noisy(100, 8, rng))
+    b = table(noisy(40, 8, rng), noisy(100, 8, rng))
+    e = estimate(a, b, "demo.A.hot", resample_plan(8, 2, 500, rng), resample_plan(8, 2, 500, rng))
+    assert math.isfinite(e.ratio) and e.ratio > 10 and e.p_share < 0.01
+
+
+def test_total_series_and_round_trip():
+    a = table([1, 2, 3], [4, 5, 6])
+    assert a.series(TOTAL) == [5, 7, 9]
+    assert a.series("absent") == [0.0, 0.0, 0.0]
+    assert SliceTable.from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize("window,wanted,k", [(60, 10, 10), (15, 10, 10), (9, 10, 6), (200, 20, 12), (60, 3, 6)])
+def test_choose_slices_stays_within_6_and_12(window, wanted, k):
+    assert choose_slices(window, wanted) == k
+
+
+def test_slice_bounds_and_jfrconv_arguments():
+    from flamekit.capture import convert
+    b = convert.slice_bounds(20.0, 10)
+    assert b[0] == (0, 2000) and b[8] == (16000, 18000) and b[9][0] == 18000 and b[9][1] > 3_000_000
+    assert convert.slice_args("jfrconv", "alloc", "x.jfr", 0, 2000, "o") == [
+        "jfrconv", "--alloc", "--total", "--from", "0", "--to", "2000", "-o", "collapsed", "x.jfr", "o"]
