@@ -49,7 +49,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def baselines_dir(settings: Settings) -> Path:
-    return Path(settings.root) / DEFAULT_BASELINES
+    """``<root>/docs/perf/baselines``, or ``$FLAMEKIT_BASELINES_DIR`` (until a config key exists)."""
+    given = os.environ.get("FLAMEKIT_BASELINES_DIR")
+    return Path(given) if given else Path(settings.root) / DEFAULT_BASELINES
 
 
 def check_name(name: str) -> str:
@@ -307,20 +309,24 @@ def gate(settings: Settings, baseline: str, run: str | None = None, *, slices: i
     return GateOutputs(result, out_dir, junit, summary, diffs)
 
 
-def save_baseline(settings: Settings, run: str | None, name: str, slices: int = 10, runner=None) -> Path:
+def save_baseline(settings: Settings, run: str | None, name: str, slices: int = 10, runner=None,
+                  baselines: Path | None = None) -> Path:
+    """`inv baseline-save`: store a run (default: the newest) as baseline ``name``."""
     run_dir = runs.resolve_run(settings.runs_dir, run)
     ui.say(f"saving run {run_dir.name} as baseline {name} (slicing its JFRs with jfrconv)")
-    path = save(run_dir, name, baselines_dir(settings), settings.profiler.dir / "bin" / "jfrconv",
+    path = save(run_dir, name, baselines or baselines_dir(settings), settings.profiler.dir / "bin" / "jfrconv",
                 slices=slices, runner=runner)
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     ui.ok(f"baseline {name}: {path} ({size / 1024:.0f} kB)")
     return path
 
 
-def list_baselines(settings: Settings) -> list[dict]:
-    items = list_all(baselines_dir(settings))
+def list_baselines(settings: Settings, baselines: Path | None = None) -> list[dict]:
+    """`inv baseline-list`: a table of the saved baselines."""
+    root = baselines or baselines_dir(settings)
+    items = list_all(root)
     if not items:
-        ui.say(f"no baselines in {baselines_dir(settings)}; `inv baseline-save --name main` stores one")
+        ui.say(f"no baselines in {root}; `inv baseline-save --name main` stores one")
         return items
     rows = [(b["name"], str(b["run"]), str(b["saved"]), f"{b['tps']}", f"{b['bytes'] / 1024:.0f} kB", b["captures"])
             for b in items]
@@ -329,14 +335,14 @@ def list_baselines(settings: Settings) -> list[dict]:
 
 
 def profile_all_gated(settings: Settings, services: Sequence[str], events: Sequence[str] | str,
-                      baseline: str, keep_up: bool = False) -> GateOutputs:
+                      baseline: str, keep_up: bool = False, baselines: Path | None = None) -> GateOutputs:
     """`inv profile-all --baseline NAME`: the whole chain, then the gate on the new run. The
     baseline is loaded first, so a missing one fails before the stack starts."""
     from .chain import profile_all
-    load(baseline, baselines_dir(settings))
+    load(baseline, baselines or baselines_dir(settings))
     report = profile_all(settings, services, events, keep_up=keep_up)
     stamp = report.stem.removeprefix("flamegraph-analysis-") if report is not None else None
-    return gate(settings, baseline, stamp)
+    return gate(settings, baseline, stamp, baselines=baselines)
 
 
 __all__ = ["Baseline", "DEFAULT_BASELINES", "GateOutputs", "baselines_dir", "check_name", "gate", "list_all",

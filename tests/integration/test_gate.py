@@ -1,0 +1,96 @@
+"""The regression gate on the real demo: PRICING_COST 1 -> 2 fails naming priceOrder with valid
+JUnit XML, an A/A pair passes, and runs with other JVM flags cannot be judged (exit 2).
+
+order-service cpu only, short captures: about 3-4 minutes. The session's stack is restored to
+PRICING_COST=1 whatever happens.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from flamekit import config as fkconfig
+from flamekit.errors import FlamekitError
+from flamekit.workflow import gate as wg
+from tests.integration.conftest import ROOT
+
+DURATION, WARMUP = "15", "10"
+
+
+def _settings(st):
+    return fkconfig.build_settings({"project_name": st.project, "gateway_url": st.gateway_url,
+                                    "runs_dir": str(st.out / "runs"), "flamegraph_dir": str(st.out / "flamegraphs"),
+                                    "reports_dir": str(st.out / "reports"), "output_dir": str(st.out / "output")},
+                                   ROOT)
+
+
+def _profile(st, extra_env=None) -> str:
+    p = st.inv("profile", "--service", "order-service", "--event", "cpu", "--duration", DURATION,
+               "--warmup", WARMUP, extra_env=extra_env, timeout=300)
+    m = re.search(r"run directory: (\S+)", p.stdout)
+    assert m, p.stdout[-2000:]
+    return Path(m.group(1)).name
+
+
+def _gate(s, baselines, run) -> tuple[int, str, Path]:
+    out = s.reports_dir / "gate" / f"{run}-vs-it"
+    try:
+        wg.gate(s, "it", run, baselines=baselines)
+    except FlamekitError as exc:
+        return exc.exit_code, str(exc), out
+    return 0, "", out
+
+
+@pytest.fixture(scope="module")
+def gate_runs(demo_stack, tmp_path_factory):
+    st = demo_stack
+    s = _settings(st)
+    baselines = tmp_path_factory.mktemp("baselines")
+    base = _profile(st)
+    wg.save_baseline(s, base, "it", baselines=baselines)
+    same = _profile(st)
+    try:
+        st.inv("up", "--profiling", extra_env={"PRICING_COST": "2"}, timeout=600)
+        doubled = _profile(st, extra_env={"PRICING_COST": "2"})
+    finally:
+        st.inv("up", "--profiling", extra_env={"PRICING_COST": "1"}, timeout=600)
+    return s, baselines, base, same, doubled
+
+
+def test_doubled_pricing_cost_is_a_regression_naming_price_order(gate_runs):
+    s, baselines, _, _, doubled = gate_runs
+    code, msg, out = _gate(s, baselines, doubled)
+    assert code == 1, msg
+    assert msg.startswith("order-service cpu: demo.order.PricingEngine.priceOrder +"), msg
+    root = ET.parse(out / "junit.xml").getroot()
+    case = root.find("testsuite/testcase[@classname='gate.order-service'][@name='cpu']")
+    assert case is not None and "priceOrder" in case.find("failure").get("message")
+    assert (out / "summary.md").read_text().startswith("## flamekit gate: FAIL")
+    assert (out / "diff-order-service-cpu.html").is_file()
+
+
+def test_an_a_a_pair_passes(gate_runs):
+    s, baselines, _, same, _ = gate_runs
+    code, msg, out = _gate(s, baselines, same)
+    assert code == 0, msg
+    assert ET.parse(out / "junit.xml").getroot().find("testsuite").get("failures") == "0"
+
+
+def test_other_jvm_flags_cannot_be_judged(gate_runs):
+    s, baselines, _, same, _ = gate_runs
+    src = s.runs_dir / same
+    doctored = s.runs_dir / (same + "-flags")
+    shutil.copytree(src, doctored)
+    m = json.loads((doctored / "manifest.json").read_text())
+    for cap in m["captures"]:
+        cap["jvm"]["args"] = list(cap["jvm"]["args"]) + ["-XX:+UseParallelGC"]
+    m["stamp"] = doctored.name
+    (doctored / "manifest.json").write_text(json.dumps(m))
+    code, msg, _ = _gate(s, baselines, doctored.name)
+    assert code == 2, msg
+    assert "different JVM flags for order-service" in msg and "-XX:+UseParallelGC" in msg
