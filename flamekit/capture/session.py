@@ -67,8 +67,8 @@ def asprof_start_args(asprof: str, events: Sequence[str], pid: int, out_file: st
     args = [asprof, "start"]
     if len(events) == 1:
         args += ["-e", events[0]]
-        if interval or events[0] == "wall":
-            args += ["-i", interval or WALL_INTERVAL]
+        if interval:
+            args += ["-i", interval]
     else:
         for e in events:
             args += EVENT_OPTIONS[e] + (["-i", interval] if e == "cpu" and interval else [])
