@@ -54,7 +54,9 @@ def baselines_dir(settings: Settings) -> Path:
     return Path(given) if given else Path(settings.root) / DEFAULT_BASELINES
 
 
-def check_name(name: str) -> str:
+def check_name(name: str | None) -> str:
+    if not name:
+        raise ConfigError("no baseline named", "pass --baseline NAME (see `inv baseline-list`)")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ConfigError(f"bad baseline name {name!r}",
                           "use letters, digits, '.', '_' or '-' (e.g. main, release-1.2)")
@@ -242,8 +244,10 @@ def list_all(baselines: str | os.PathLike[str]) -> list[dict]:
             continue
         size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
         tables = data.get("tables") or []
+        svcs = sorted({str(t.get("service")) for t in tables})
+        evs = sorted({str(t.get("event")) for t in tables})
         out.append({"name": d.name, "run": data.get("run"), "saved": data.get("saved"),
-                    "captures": ", ".join(f"{t.get('service')} {t.get('event')}" for t in tables),
+                    "captures": f"{', '.join(svcs)}: {', '.join(evs)}",
                     "tps": get(data, "manifest", "load", "achieved_tps"), "bytes": size})
     return out
 

@@ -77,6 +77,8 @@ def test_bad_or_missing_baselines_are_user_errors(tmp_path):
     s = settings(tmp_path)
     with pytest.raises(ConfigError):
         wg.check_name("../x")
+    with pytest.raises(ConfigError, match="pass --baseline NAME"):
+        wg.check_name(None)
     with pytest.raises(ReportError, match="no baseline 'nope'"):
         wg.load("nope", wg.baselines_dir(s))
 
