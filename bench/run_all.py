@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Run the four flamekit benchmarks one after the other and write their summary.
+"""Run the five flamekit benchmarks one after the other and write their summary.
 
     .venv/bin/python bench/run_all.py            # full: each script on a fresh stack of its own
     .venv/bin/python bench/run_all.py --quick    # CI: one shared stack, short runs (~4 minutes)
 
 Order: load_accuracy, overhead, harness, accuracy (accuracy recreates order-service with a
-doubled PRICING_COST, so it goes last). Each script writes its own section of the Markdown file
+doubled PRICING_COST, so it goes after the figures it could disturb), chaos (kills `inv profile`
+at random moments). Each script writes its own section of the Markdown file
 and its JSON (bench/out/<script>.json unless --json-dir says otherwise); this script adds the
 `summary` section: how long each took and the headline figures.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as c  # noqa: E402
 
-SCRIPTS = ("load_accuracy", "overhead", "harness", "accuracy")
+SCRIPTS = ("load_accuracy", "overhead", "harness", "accuracy", "chaos")
 
 
 def headlines(name: str, d: dict) -> list[str]:
@@ -60,6 +61,10 @@ def headlines(name: str, d: dict) -> list[str]:
                 f"duration, inv peak RSS {c.fmt_num(g('profile', 'cpu', 'inv_peak_mib', 'mean'), 0)} MiB",
                 f"profile-all: {c.fmt_num(g('profile_all', '1', 'wall_s', 'mean'), 0)} s for 1 service, "
                 f"{c.fmt_num(g('profile_all', '4', 'wall_s', 'mean'), 0)} s for 4"]
+    if name == "chaos":
+        return [f"{f.get('kills')} kills (SIGINT/SIGTERM/SIGKILL at random moments): profilers left "
+                f"{f.get('profilers_left')}, k6 left {f.get('k6_left')}, partial files {f.get('partial_files')}, "
+                f"next run ok {f.get('next_ok')}/{f.get('next_runs')}"]
     if name == "load_accuracy":
         return ["; ".join(f"{t} TPS -> x{c.fmt_num(_get(v, 'ratio', 'mean'), 3)}, dropped {v.get('dropped_total')}"
                           for t, v in (f.get("targets") or {}).items())]
