@@ -237,7 +237,7 @@ class SwarmTarget(Target):
     def leftovers(self) -> dict[str, list[str]]:
         """What of the stack still exists: services, containers (any node's engine we know),
         networks."""
-        flt = {"label": f"{_STACK_LABEL}={self.project}"}
+        flt = [("label", f"{_STACK_LABEL}={self.project}")]
         with docker_errors("listing the stack's leftovers"):
             services = [s.spec.name for s in self.docker.service.list(filters=flt)]
             containers = []
@@ -247,7 +247,7 @@ class SwarmTarget(Target):
         return {"services": services, "containers": containers, "networks": networks}
 
     def _services(self) -> dict[str, Any]:
-        flt = {"label": f"{_STACK_LABEL}={self.project}"}
+        flt = [("label", f"{_STACK_LABEL}={self.project}")]
         with docker_errors("docker service ls"):
             return {s.spec.name[len(self.project) + 1:]: s for s in self.docker.service.list(filters=flt)}
 
