@@ -71,15 +71,18 @@ def base_images(c, offline=False, rebuild=False, verbose=False):
 
 
 # ------------------------------------------------------------------ the stack
-@task(help=helps("privileges", "jvm_flags", build="rebuild the service images",
-                 profiling="apply the profiling override (profiler mount, privileges, JVM flags)",
-                 timeout="seconds to wait for the services to become healthy"))
+@task(iterable=["scale"], help=helps("privileges", "jvm_flags", build="rebuild the service images",
+                                    profiling="apply the profiling override (profiler mount, privileges, JVM flags)",
+                                    timeout="seconds to wait for the services to become healthy",
+                                    swarm="deploy as a Docker Swarm stack (swarm init when needed; same as target: swarm)",
+                                    scale="SERVICE=N replicas; repeatable"))
 @user_errors
-def up(c, profiling=False, build=False, timeout=None, privileges=None, jvm_flags=None, verbose=False):
-    """Start the compose stack (waits until healthy); with --profiling, check every JVM."""
+def up(c, profiling=False, build=False, timeout=None, privileges=None, jvm_flags=None, swarm=False, scale=None,
+       verbose=False):
+    """Start the stack (waits until healthy); with --profiling, check every JVM."""
     from flamekit.workflow import chain
-    s = settings(c, wait_timeout=timeout, privileges=privileges, jvm_flags=jvm_flags)
-    target = chain.stack_up(s, profiling, build)
+    s = settings(c, wait_timeout=timeout, privileges=privileges, jvm_flags=jvm_flags, target="swarm" if swarm else None)
+    target = chain.stack_up(s, profiling, build, fkconfig.parse_scale(scale or []))
     _print_status(target)
     if profiling:
         chain.profiling_checks(s, target)
@@ -88,11 +91,9 @@ def up(c, profiling=False, build=False, timeout=None, privileges=None, jvm_flags
 @task(help=helps())
 @user_errors
 def down(c, verbose=False):
-    """Stop and remove the stack's containers, networks and volumes."""
-    from flamekit.workflow.chain import compose_target
-    s = settings(c)
-    compose_target(s).down()
-    ui.ok(f"{s.project_name} is down")
+    """Stop and remove the stack's containers, networks and volumes (Swarm: the stack)."""
+    from flamekit.workflow.chain import stack_down
+    stack_down(settings(c))
 
 
 def _print_status(target) -> None:
@@ -168,14 +169,16 @@ def profiling_override(c, write=None, privileges=None, jvm_flags=None, verbose=F
                  event="cpu, alloc, wall, lock, a comma list, or all (all four from one load window)",
                  pid="the JVM's PID inside the container, when several JVMs run there",
                  replica="profile only this replica (1, 2, ...) of a scaled service",
+                 load_workers="split the k6 rate over N processes (execution segments)",
                  no_load="capture without running k6"))
 @user_errors
 def profile(c, service=None, event=None, duration=None, tps=None, warmup=None, interval=None, pid=None,
-            replica=None, no_load=False, verbose=False):
+            replica=None, load_workers=None, no_load=False, verbose=False):
     """Warm up, hold the rate with k6, capture flame graphs and copy them out."""
     from flamekit.profiler.install import require_profiler
     from flamekit.workflow import chain, profile as fkprofile
-    s = settings(c, service=service, event=event, duration=duration, tps=tps, warmup=warmup, interval=interval)
+    s = settings(c, service=service, event=event, duration=duration, tps=tps, warmup=warmup, interval=interval,
+                 load_workers=load_workers)
     s.check_service(s.service)
     require_profiler(s.profiler.dir)
     outcome = fkprofile.run_profile(
@@ -218,14 +221,15 @@ def view(c, run=None, flamegraph=False, print_only=False, verbose=False):
 @task(help=helps("duration", "tps", "warmup", "interval", "privileges", "jvm_flags",
                  services="comma-separated JVM services to capture (default: every configured JVM service)",
                  events="comma-separated events (default cpu,alloc,wall,lock)",
+                 load_workers="split the k6 rate over N processes (execution segments)",
                  keep_up="leave the stack running at the end"))
 @user_errors
 def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=None, interval=None,
-                privileges=None, jvm_flags=None, keep_up=False, verbose=False):
+                privileges=None, jvm_flags=None, load_workers=None, keep_up=False, verbose=False):
     """The whole workflow: profiler, engine, images, up --profiling, sample data, capture, report, down."""
     from flamekit.workflow.chain import profile_all as chain_all
     s = settings(c, duration=duration, tps=tps, warmup=warmup, interval=interval, privileges=privileges,
-                 jvm_flags=jvm_flags)
+                 jvm_flags=jvm_flags, load_workers=load_workers)
     chosen = fkconfig.split_list(services, "services") if services else s.jvm_services
     report_path = chain_all(s, chosen, events or "cpu,alloc,wall,lock", keep_up=keep_up)
     ui.say(f"report: {report_path}")

@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     # so INVOKE_FLAMEKIT_DEMO=false would mean true; parsed by _bool below
     "demo": "true",
     "wait_timeout": 240,
+    # where the JVMs run: compose (docker compose up) or swarm (docker stack deploy)
+    "target": "compose",
+    "swarm_nodes": {},
     # images: auto uses the eclipse-temurin defaults when they are present or pullable,
     # else builds offline equivalents with debootstrap
     "images": "auto",
@@ -45,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     # load
     "k6": "",
     "k6_script": "scripts/perf/order-flow.js",
+    "load_workers": 1,
     "target_url": "",
     "sample_data": "scripts/perf/sample-data.json",
     # profiling
@@ -118,6 +122,8 @@ class Settings:
     gateway_url: str
     demo: bool
     wait_timeout: int
+    target: str
+    swarm_nodes: Mapping[str, str]
     images: str
     base_image: str
     build_image: str
@@ -126,6 +132,7 @@ class Settings:
     debian_mirror: str
     k6: str
     k6_script: Path
+    load_workers: int
     target_url: str
     sample_data: Path | None
     service: str
@@ -230,6 +237,12 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
     privileges = str(raw["privileges"])
     if privileges not in PRIVILEGES:
         raise ConfigError(f"unknown privileges {privileges!r}", f"use {', '.join(PRIVILEGES)}")
+    target = str(raw["target"])
+    if target not in ("compose", "swarm"):
+        raise ConfigError(f"unknown target {target!r}", "use compose or swarm")
+    nodes = raw["swarm_nodes"] or {}
+    if not isinstance(nodes, Mapping):
+        raise ConfigError("flamekit.swarm_nodes must map node names to Docker hosts")
     images = str(raw["images"])
     if images not in ("auto", "default", "offline"):
         raise ConfigError(f"unknown images mode {images!r}", "use auto, default or offline")
@@ -247,6 +260,8 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
         gateway_url=str(raw["gateway_url"]).rstrip("/"),
         demo=check_bool(raw["demo"], "demo"),
         wait_timeout=check_number(raw["wait_timeout"], "wait_timeout", int, 1),
+        target=target,
+        swarm_nodes={str(k): str(v) for k, v in dict(nodes).items()},
         images=images,
         base_image=str(raw["base_image"]),
         build_image=str(raw["build_image"]),
@@ -255,6 +270,7 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
         debian_mirror=str(raw["debian_mirror"]),
         k6=str(raw["k6"] or ""),
         k6_script=_path(root, raw["k6_script"], "k6_script"),
+        load_workers=check_number(raw["load_workers"], "load_workers", int, 1),
         target_url=str(raw["target_url"] or ""),
         sample_data=_path(root, sample, "sample_data") if sample else None,
         service=str(raw["service"]),
@@ -280,3 +296,14 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
         reports_dir=_path(root, raw["reports_dir"], "reports_dir"),
         overrides=given,
     )
+
+
+def parse_scale(items) -> dict[str, int]:
+    """``--scale order-service=3`` (repeatable) as {"order-service": 3}."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, n = str(item).partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--scale takes SERVICE=N, got {item!r}", "for example --scale order-service=3")
+        out[name.strip()] = check_number(n, "--scale", int, 1)
+    return out

@@ -12,6 +12,8 @@ from . import jvm as fkjvm
 def verify(target, settings: Settings) -> list[str]:
     lines = []
     want = privileges_for(settings.privileges)
+    if target.kind == "swarm":  # stack deploy ignores security_opt: seccomp stays at its default
+        want.pop("security_opt", None)
     resolved = target.config()
     envs = image_envs(settings, target, resolved)
     problems = 0

@@ -20,29 +20,57 @@ def ensure_images(settings: Settings, mode: str | None = None, rebuild: bool = F
                    say=ui.say, rebuild=rebuild)
 
 
-def compose_target(settings: Settings, profiling: bool = False, images=None, prepare: bool = False):
-    """The compose project, with the profiling override when ``profiling`` (generated first
-    when ``prepare``: it needs the images' ENV and the installed profiler)."""
+def compose_target(settings: Settings, profiling: bool = False, images=None, prepare: bool = False,
+                   scale: dict[str, int] | None = None):
+    """The project as a Target: compose (with the profiling override when ``profiling``,
+    generated first when ``prepare``: it needs the images' ENV and the installed profiler), or a
+    Swarm stack when ``settings.target`` is swarm (it makes its own override)."""
     from ..targets import override as fkoverride
     from ..targets.compose import ComposeTarget
     env = images.compose_env() if images is not None else {}
+    if settings.target == "swarm":
+        from ..profiler.install import require_profiler
+        from ..targets.swarm import SwarmTarget
+        if profiling:
+            require_profiler(settings.profiler.dir)
+        return SwarmTarget(settings, env=env, scale=scale, profiling=profiling, nodes=settings.swarm_nodes)
     if not profiling:
-        return ComposeTarget(settings, env=env)
+        return ComposeTarget(settings, env=env, scale=scale)
     path = (fkoverride.prepare(settings, ComposeTarget(settings, env=env), say=ui.say) if prepare
             else fkoverride.override_path(settings))
-    return ComposeTarget(settings, override=path, env=env)
+    return ComposeTarget(settings, override=path, env=env, scale=scale)
 
 
-def stack_up(settings: Settings, profiling: bool, build: bool) -> object:
+def _swarm_marker(settings: Settings) -> Path:
+    return settings.output_dir / f"swarm-initialised.{settings.project_name}"
+
+
+def stack_up(settings: Settings, profiling: bool, build: bool, scale: dict[str, int] | None = None) -> object:
     images = ensure_images(settings) if settings.demo else None
-    target = compose_target(settings, profiling, images, prepare=profiling)
-    ui.say(f"starting {settings.project_name} ({', '.join(str(f) for f in target.files)})")
+    target = compose_target(settings, profiling, images, prepare=profiling, scale=scale)
+    files = getattr(target, "files", settings.compose_files)
+    ui.say(f"starting {settings.project_name} on {target.kind} ({', '.join(str(f) for f in files)})")
     if build:
         ui.say("building the service images if needed (javac inside the build image; about a minute the first time)")
     t0 = time.monotonic()
     target.up(build=build, timeout=settings.wait_timeout)
+    if getattr(target, "initialised_swarm", False):  # `inv down` undoes the swarm init it made
+        from ..util import atomic_write
+        atomic_write(_swarm_marker(settings), "flamekit initialised this swarm\n")
     ui.ok(f"stack healthy in {time.monotonic() - t0:.1f}s")
     return target
+
+
+def stack_down(settings: Settings, target=None) -> None:
+    target = target or compose_target(settings)
+    target.down()
+    marker = _swarm_marker(settings)
+    if settings.target == "swarm" and marker.is_file():
+        target.initialised_swarm = True  # by an earlier `inv up`: the marker says so
+        target.leave_swarm()
+        marker.unlink(missing_ok=True)
+        ui.ok("left the swarm flamekit had initialised")
+    ui.ok(f"{settings.project_name} is down")
 
 
 def profiling_checks(settings: Settings, target) -> None:
@@ -58,7 +86,14 @@ def write_reports(settings: Settings, run_dir: Path) -> Path:
     from ..render.html import write_index
     from ..render.markdown import write_report
     from ..render.report_html import write_html_report
+    from ..analysis.replicas import merge_run
+    from ..capture.convert import host_converter
+    merged = merge_run(run_dir, host_converter(settings.profiler.dir / "bin" / "jfrconv"))
     out = write_report(run_dir, runs.report_path(settings.reports_dir, run_dir.name), settings.root)
+    tables = [table.markdown() for _, table in merged if table is not None]
+    if tables:  # scaled services: the merged view and how the replicas compare
+        from ..util import atomic_write
+        atomic_write(out, out.read_text() + "\n## Replicas\n\n" + "\n\n".join(tables) + "\n")
     html = write_html_report(run_dir, runs.report_path(settings.reports_dir, run_dir.name, "html"), settings.root)
     ui.ok(f"HTML report: {html}")
     write_index(settings.runs_dir, settings.flamegraph_dir, settings.reports_dir)
@@ -138,8 +173,7 @@ def profile_all(settings: Settings, services: Sequence[str], events: Sequence[st
         if not keep_up:
             step(8, "stack down")
             try:
-                target.down()
-                ui.ok(f"{settings.project_name} is down")
+                stack_down(settings, target)
             except FlamekitError as exc:
                 ui.warn(f"teardown failed: {exc}")
         else:

@@ -24,6 +24,7 @@ from ..capture.session import Profilers, parse_events
 from ..config import Settings
 from ..errors import CaptureError, FlamekitError, Interrupted
 from ..load import k6 as fkload
+from ..load import workers as fkworkers
 from ..signals import SignalGuard
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def run_settings(settings: Settings, services, events, duration, warmup, tps, lo
     return {"duration": duration, "warmup": warmup, "tps": tps, "interval": settings.interval or None,
             "events": list(events), "services": list(services), "privileges": settings.privileges,
             "jvm_flags": list(settings.jvm_flags), "project_name": settings.project_name,
-            "compose_files": [str(f) for f in settings.compose_files], "load": load, "target": target.kind}
+            "compose_files": [str(f) for f in settings.compose_files], "load": load, "target": target.kind,
+            "load_workers": settings.load_workers if load else 0}
 
 
 def select_replicas(target, services: Sequence[str], replica: int | None):
@@ -120,13 +122,17 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
             if load and warmup > 0:
                 timeline["warmup_started"] = runs.now_iso()
                 cd = ui.Countdown("warm-up", warmup)
-                fkload.run_load(_plan(settings, tps, warmup, "warmup", run_dir / "k6-warmup-summary.json"),
-                                k6_path, tick=cd.tick, log_path=run_dir / "k6-warmup.log", preflight=False)
+                warm = _plan(settings, tps, warmup, "warmup", run_dir / "k6-warmup-summary.json")
+                if settings.load_workers > 1:
+                    fkworkers.run_workers(warm, settings.load_workers, run_dir, k6_path, tick=cd.tick, preflight=False)
+                else:
+                    fkload.run_load(warm, k6_path, tick=cd.tick, log_path=run_dir / "k6-warmup.log", preflight=False)
                 cd.done()
                 timeline["warmup_ended"] = runs.now_iso()
             if load:
-                k6run = fkload.K6Run(_plan(settings, tps, duration + LOAD_MARGIN_S, "measure",
-                                           run_dir / "k6-summary.json"), k6_path, run_dir / "k6.log")
+                measure = _plan(settings, tps, duration + LOAD_MARGIN_S, "measure", run_dir / "k6-summary.json")
+                k6run = (fkworkers.K6Workers(measure, settings.load_workers, run_dir, k6_path)
+                         if settings.load_workers > 1 else fkload.K6Run(measure, k6_path, run_dir / "k6.log"))
                 k6run.start()
                 timeline["load_started"] = k6run.started_at or runs.now_iso()
             list(pool.map(lambda s: profs.start(s, duration, interval), profs.sessions))

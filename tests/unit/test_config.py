@@ -169,3 +169,14 @@ def test_interrupt_exits_130_in_one_line(tmp_path, monkeypatch):
     with pytest.raises(Exit) as e:
         tasks.report(Context(invoke_config(tmp_path)))
     assert e.value.code == 130 and "SIGTERM" in str(e.value.message) and "\n" not in str(e.value.message)
+
+
+def test_scale_and_target_flags():
+    assert fkconfig.parse_scale(["order-service=3", "gateway=1"]) == {"order-service": 3, "gateway": 1}
+    for bad in ("order-service", "=2", "x=0", "x=two"):
+        with pytest.raises(ConfigError):
+            fkconfig.parse_scale([bad])
+    assert fkconfig.build_settings({}, tasks.ROOT, target="swarm").target == "swarm"
+    with pytest.raises(ConfigError, match="unknown target"):
+        fkconfig.build_settings({"target": "k8s"}, tasks.ROOT)
+    assert fkconfig.build_settings({"load_workers": "2"}, tasks.ROOT).load_workers == 2
