@@ -192,7 +192,7 @@ def test_gateway_stopped_during_the_load_is_reported(stack):
     load = m.get("load") or {}
     assert load, m
     # the run itself may be ok (order-service's profile is whole), but its load must say it broke
-    rep = stack.inv("report", str(run_dir), check=False)
+    rep = stack.inv("report", "--run", str(run_dir), check=False)
     if done.returncode != 0:
         one_error_line(done)
     assert rep.returncode == 0, rep.stdout + rep.stderr
