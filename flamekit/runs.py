@@ -30,6 +30,8 @@ from .util import atomic_write
 RUN_HINT = "run `inv profile` or `inv profile-all` first"
 MANIFEST = "manifest.json"
 STATUSES = ("running", "ok", "failed", "abandoned")
+# a 60 s run of four services writes about 10-20 MB (recordings, flame graphs, pprof, heatmaps)
+MIN_FREE_BYTES = 20 << 20
 _STAMP_RE = re.compile(r"^\d{8}-\d{6}")
 
 
@@ -45,6 +47,10 @@ def make_run_dir(runs_dir: Path, stamp: str | None = None) -> tuple[Path, str]:
     """A fresh run directory: never reuse one (a second run in the same second gets -2, -3...)."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(runs_dir).free
+    if free < MIN_FREE_BYTES:
+        raise ReportError(f"only {free / 1e6:.1f} MB free in {runs_dir}",
+                          f"a run needs about {MIN_FREE_BYTES >> 20} MB: free space or point flamekit.runs_dir elsewhere")
     sweep_abandoned(runs_dir)
     stamp = stamp or new_stamp()
     n = 1

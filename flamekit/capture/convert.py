@@ -138,6 +138,9 @@ def collect(target, sess, dest: Path, title: str, host_jfrconv: Path | None = No
             list(pool.map(run_here, todo))
     else:
         _convert_in_container(target, sess, todo, dest, title, errors)
+    for leftover in dest.iterdir():  # a conversion cut short (full disk, killed JVM) leaves nothing behind
+        if leftover.is_file() and leftover.stat().st_size == 0:
+            leftover.unlink()
     files: dict[str, dict[str, Path]] = {}
     for conv in todo:
         out = dest / f"{conv.event}.{conv.suffix}"

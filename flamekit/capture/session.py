@@ -101,6 +101,7 @@ class Session:
     jfrconv: str
     jvm: fkjvm.JvmInfo
     image_id: str = ""
+    container_started: str = ""
     state: str = "new"              # new, starting, started, failed, stopped
     start_output: str = ""
     error: str | None = None
@@ -169,8 +170,12 @@ class Profilers:
                        asprof=self.asprof, jfrconv=self.jfrconv, jvm=info)
         try:
             sess.image_id = self.target.image_id(replica)
-        except Exception as exc:  # an id is nice to have, never a reason to fail
+            sess.container_started = self.target.started_at(replica)
+        except Exception as exc:  # nice to have, never a reason to fail
             log.debug("image id of %s: %s", replica.label, exc)
+        # recordings an earlier, killed flamekit left behind (older than 10 minutes: never a live run's)
+        self.target.exec_result(replica, ["find", "/tmp", "-maxdepth", "1", "-name", "flamekit-*", "-mmin", "+10",
+                                          "-exec", "rm", "-rf", "{}", "+"])
         return sess
 
     def start(self, sess: Session, duration_s: int, interval: str = "") -> None:

@@ -202,6 +202,16 @@ def find_k6(configured: str | None = None, *, python_executable: str | None = No
     raise LoadError("k6 not found", hint=HINT_INSTALL)
 
 
+def with_parent_death(cmd: list[str]) -> list[str]:
+    """k6 runs in its own session (a Ctrl-C meant for flamekit must not kill it mid-summary), so
+    nothing stops it when flamekit itself is killed (SIGKILL): util-linux's setpriv sets the
+    parent-death signal before it execs k6, so k6 gets SIGTERM then. (preexec_fn would do it in
+    Python, but it is unsafe with the threads flamekit runs.) Without setpriv, k6 runs as is."""
+    import shutil
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd] if setpriv and sys.platform == "linux" else cmd
+
+
 def k6_command(k6: str, plan: LoadPlan) -> list[str]:
     """The argument list of ``k6 run`` for ``plan`` (never a shell string). The run's settings
     travel in the environment, see :func:`k6_env`."""
@@ -345,7 +355,7 @@ class K6Run:
                      _fmt_tps(plan.tps), plan.duration_s, plan.target_url, pre, mx, self.log_path)
             log.debug("k6 command: %s", cmd)
             self._log_file = open(self.log_path, "wb")
-            self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+            self._proc = subprocess.Popen(with_parent_death(cmd), env=env, stdin=subprocess.DEVNULL,
                                           stdout=self._log_file, stderr=subprocess.STDOUT,
                                           start_new_session=True)
         except BaseException as exc:

@@ -96,6 +96,10 @@ class Target(ABC):
     @abstractmethod
     def privileges(self, where: Replica | str, mount_path: str) -> ContainerPrivileges: ...
 
+    def started_at(self, where: Replica | str) -> str:
+        """When the container last started (changes on a restart, while the JVM's PID may not)."""
+        return ""
+
     @abstractmethod
     def facts(self) -> dict[str, str]:
         """The engine's version, architecture, cgroup version, CPUs: for manifests."""

@@ -366,6 +366,9 @@ class SwarmTarget(Target):
     def image_id(self, where: Replica | str) -> str:
         return self._inspect(where).image
 
+    def started_at(self, where: Replica | str) -> str:
+        return str(self._inspect(where).state.started_at or "")
+
     def image_env(self, image: str) -> dict[str, str] | None:
         try:
             img = self.docker.image.inspect(image)

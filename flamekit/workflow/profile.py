@@ -205,11 +205,9 @@ def _finish(run_dir: Path, manifest: dict, failure: BaseException | None) -> Non
             f"{failure} (profilers and k6 stopped; what was captured is kept)"
     try:
         runs.write_manifest(run_dir, manifest)
-    except OSError as exc:
+    except OSError as exc:  # a full disk is the cause to name, whatever failed first
         log.error("could not write the manifest of %s: %s", run_dir, exc)
-        if failure is None:
-            raise CaptureError(f"could not write {run_dir / runs.MANIFEST}: {exc.strerror or exc}",
-                               "free space in flamekit.runs_dir and run again") from None
+        raise disk_error(exc, run_dir) from None
 
 
 def collect_all(settings: Settings, target, profs: Profilers, run_dir: Path, stamp: str,
@@ -220,27 +218,45 @@ def collect_all(settings: Settings, target, profs: Profilers, run_dir: Path, sta
 
     def one(sess) -> list[dict]:
         try:
-            return capture_entries(settings, target, sess, run_dir, stamp)
+            entries = capture_entries(settings, target, sess, run_dir, stamp)
         except OSError as exc:
-            raise CaptureError(f"could not write the profiles of {sess.label}: {exc.strerror or exc}",
-                               "free space in flamekit.runs_dir (and flamegraph_dir) and run again") from None
+            raise disk_error(exc, run_dir) from None
         except FlamekitError as exc:
             return [_entry(sess, e, error=str(_explain(target, sess, exc))) for e in sess.events]
+        if any(e.get("error") for e in entries):
+            why = _explain(target, sess, None)
+            if why is not None:  # a restart explains every failed event of this container
+                for e in entries:
+                    e["error"] = e["error"] and str(why)
+        return entries
 
     with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL, len(sessions))), thread_name_prefix="collect") as pool:
         return [c for chunk in pool.map(one, sessions) for c in chunk]
 
 
-def _explain(target, sess, exc: FlamekitError) -> FlamekitError:
-    """A capture that failed because its JVM restarted or its container went away says so."""
+def _explain(target, sess, exc: FlamekitError | None) -> FlamekitError | None:
+    """A capture that failed because its container restarted, its JVM changed or its container
+    went away says so; otherwise the original error (None when there was none)."""
     from ..capture import jvm as fkjvm
     try:
+        started = target.started_at(sess.replica)
         now = fkjvm.jvm_of(target, sess.replica, ())
     except FlamekitError as gone:
         return CaptureError(f"{sess.label} went away during the capture ({gone.message})")
+    if sess.container_started and started and started != sess.container_started:
+        return CaptureError(f"the container of {sess.label} restarted during the capture "
+                            f"(started {sess.container_started}, again {started}): its JVM and recording are new")
     if now.pid != sess.pid:
         return CaptureError(f"the JVM of {sess.label} restarted during the capture (pid {sess.pid} -> {now.pid})")
     return exc
+
+
+def disk_error(exc: OSError, where: Path) -> CaptureError:
+    import errno
+    if exc.errno == errno.ENOSPC:
+        return CaptureError(f"no space left on the device of {where}",
+                            "free space in flamekit.runs_dir (and flamegraph_dir) and run again")
+    return CaptureError(f"could not write in {where}: {exc.strerror or exc}")
 
 
 def _entry(sess, event: str, **extra) -> dict:

@@ -151,3 +151,29 @@ def test_every_replica_is_profiled_in_one_window(s, fake_load):
     one = wf.run_profile(s, FakeTarget(replicas=3), ["order-service"], ["cpu"], duration=0, tps=5, warmup=0,
                          replica=2)
     assert [c["replica"] for c in one.captures] == [2]
+
+
+def test_a_restarted_container_is_named_as_the_cause(s, fake_load):
+    """docker restart keeps the JVM's PID (a new PID namespace): the container's start time tells."""
+    t = FakeTarget()
+    t.started = iter(["2026-12-01T10:00:00Z", "2026-12-01T10:00:30Z"])
+    t.started_at = lambda where: next(t.started, "2026-12-01T10:00:30Z")
+
+    def lose_recording(r):
+        t.files.clear()
+    t.hooks["stop"] = lose_recording
+    with pytest.raises(CaptureError):
+        run(s, t, events=["cpu"])
+    m = manifest(s)
+    assert "restarted during the capture" in m["captures"][0]["error"]
+
+
+def test_a_full_runs_dir_is_refused_before_anything_starts(s, fake_load, monkeypatch):
+    import collections
+    from flamekit import runs
+    from flamekit.errors import ReportError
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda p: collections.namedtuple("u", "total used free")(1, 1, 1000))
+    t = FakeTarget()
+    with pytest.raises(ReportError, match="MB free"):
+        run(s, t)
+    assert t.log == [] and not any(s.runs_dir.iterdir())
