@@ -35,6 +35,8 @@ class GateConfig:
     error_points: float = 0.01      # +1 point of error rate
     tps_drop: float = 0.05          # achieved TPS 5 % under the baseline's
     tps_mismatch: float = 0.02      # target rates further apart than this: cannot judge
+    max_dropped: float = 0.01       # dropped iterations over this share of them: rate not held
+    min_rate: float = 0.95          # achieved TPS under this share of the target: rate not held
     alpha: float = 0.05             # Benjamini-Hochberg false discovery rate
     level: float = 0.95             # confidence level of the intervals
     min_samples: int = 100          # per service-event and run; fewer in one run: cannot judge
@@ -265,13 +267,18 @@ def _cpu_engine(manifest: Mapping, svc: str) -> str | None:
     return None
 
 
-def _rate_problem(manifest: Mapping, who: str) -> str | None:
+def _rate_problem(manifest: Mapping, who: str, cfg: GateConfig = DEFAULT) -> str | None:
+    """k6's own ``rate_held`` is strict (one dropped iteration breaks it); on a shared CI host
+    a few dropped iterations of hundreds do not change a cost per request, so the gate allows
+    ``max_dropped`` of them and ``min_rate`` of the target rate."""
     load = manifest.get("load") if isinstance(manifest, Mapping) else None
     if not isinstance(load, Mapping):
         return f"rate not held: {who} has no load figures"
     dropped = number(load.get("dropped_iterations")) or 0
-    if load.get("rate_held") is False or dropped > 0:
-        tps, target = number(load.get("achieved_tps")), number(load.get("target_tps"))
+    done = number(load.get("iterations")) or 0
+    tps, target = number(load.get("achieved_tps")), number(load.get("target_tps"))
+    slow = tps is not None and bool(target) and tps < cfg.min_rate * target
+    if slow or dropped > cfg.max_dropped * max(done + dropped, 1):
         return (f"rate not held in {who}: {dropped:g} dropped iteration(s)"
                 + (f", {tps:g} of {target:g} TPS" if tps is not None and target is not None else ""))
     return None
@@ -287,7 +294,7 @@ def comparability(base: Mapping, run: Mapping, services: Sequence[str],
     held, target TPS, JVM flags, JDK, async-profiler version, CPU engine."""
     reasons = []
     for m, who in ((base, "the baseline"), (run, "this run")):
-        problem = _rate_problem(m, who)
+        problem = _rate_problem(m, who, cfg)
         if problem:
             reasons.append(problem)
     ta, tb = _target_tps(base), _target_tps(run)

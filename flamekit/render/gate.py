@@ -90,10 +90,11 @@ def verdict_lines(result: GateResult) -> list[str]:
     judge), then the other regressions, reasons and improvements."""
     lines = [result.headline()]
     regs = result.regressions
-    for m in regs[1:]:
-        lines.append("  also: " + method_line(m, result.noun))
-    for lc in result.load_regressions[(0 if regs else 1):]:
-        lines.append("  also: " + load_line(lc))
+    named = result.exit_code == 1  # the headline named the worst regression
+    for m in regs[(1 if named else 0):]:
+        lines.append(("  also: " if named else "  unjudged regression: ") + method_line(m, result.noun))
+    for lc in result.load_regressions[(1 if named and not regs else 0):]:
+        lines.append(("  also: " if named else "  unjudged regression: ") + load_line(lc))
     if result.exit_code != 2:
         for reason in result.undecided:
             lines.append("  not judged: " + reason)

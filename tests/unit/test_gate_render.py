@@ -53,3 +53,10 @@ def test_verdict_lines_start_with_the_headline():
     r = _result()
     lines = rg.verdict_lines(r)
     assert lines[0] == r.headline()
+
+
+def test_verdict_lines_under_exit_2_still_list_every_regression():
+    r = _result(flags=["-Xmx1g"])
+    lines = rg.verdict_lines(r)
+    assert lines[0].startswith("cannot judge: different JVM flags")
+    assert any(l.startswith("  unjudged regression: order-service cpu: " + HOT) for l in lines)
