@@ -83,7 +83,7 @@ def up(c, profiling=False, build=False, timeout=None, privileges=None, jvm_flags
     from flamekit.workflow import chain
     s = settings(c, wait_timeout=timeout, privileges=privileges, jvm_flags=jvm_flags, target="swarm" if swarm else None)
     target = chain.stack_up(s, profiling, build, fkconfig.parse_scale(scale or []))
-    _print_status(target)
+    chain.print_status(target)
     if profiling:
         chain.profiling_checks(s, target)
 
@@ -96,17 +96,12 @@ def down(c, verbose=False):
     stack_down(settings(c))
 
 
-def _print_status(target) -> None:
-    rows = [(x.service, x.container, x.state, x.health or "-", x.ports or "-") for x in target.ps()]
-    ui.say(ui.table(rows, ("service", "container", "state", "health", "ports")) if rows else "no containers")
-
-
 @task(help=helps())
 @user_errors
 def status(c, verbose=False):
     """Show the stack's containers, their health and published ports."""
-    from flamekit.workflow.chain import compose_target
-    _print_status(compose_target(settings(c)))
+    from flamekit.workflow.chain import compose_target, print_status
+    print_status(compose_target(settings(c)))
 
 
 @task(help=helps(timeout="seconds to wait (default flamekit.wait_timeout)"))
@@ -123,14 +118,8 @@ def wait_healthy(c, timeout=None, verbose=False):
 @user_errors
 def sample_data(c, file=None, verbose=False):
     """Load products with stock, customers and a few orders through the gateway (idempotent)."""
-    from flamekit.load import sample
-    s = settings(c, sample_data=file)
-    if s.sample_data is None:
-        ui.say("no sample data configured (flamekit.sample_data); nothing to load")
-        return
-    for line in sample.load_sample_data(s.gateway_url, s.sample_data).lines():
-        ui.say(line)
-    ui.ok("sample data loaded")
+    from flamekit.workflow.chain import sample_data as load
+    load(settings(c, sample_data=file))
 
 
 # ------------------------------------------------------------------ async-profiler
@@ -150,17 +139,8 @@ def download_profiler(c, version=None, source=None, archive=None, arch=None, for
 @user_errors
 def profiling_override(c, write=None, privileges=None, jvm_flags=None, verbose=False):
     """Generate the profiling override for the configured compose project."""
-    from flamekit.targets import override as fkoverride
-    from flamekit.workflow.chain import compose_target
-    s = settings(c, privileges=privileges, jvm_flags=jvm_flags)
-    target = compose_target(s)
-    resolved = target.config()
-    envs = fkoverride.image_envs(s, target, resolved)
-    if write:
-        fkoverride.write_override(s, resolved, Path(write), envs)
-        ui.ok(f"wrote {write} for {', '.join(s.jvm_services)}")
-    else:
-        ui.say(fkoverride.render(fkoverride.generate(s, resolved, envs)).rstrip("\n"))
+    from flamekit.workflow.chain import show_override
+    show_override(settings(c, privileges=privileges, jvm_flags=jvm_flags), Path(write) if write else None)
 
 
 # ------------------------------------------------------------------ capture
@@ -222,19 +202,46 @@ def view(c, run=None, flamegraph=False, print_only=False, verbose=False):
                  services="comma-separated JVM services to capture (default: every configured JVM service)",
                  events="comma-separated events (default cpu,alloc,wall,lock)",
                  load_workers="split the k6 rate over N processes (execution segments)",
-                 keep_up="leave the stack running at the end"))
+                 keep_up="leave the stack running at the end",
+                 baseline="gate the new run against this baseline (exit 1 regression, 2 cannot judge)"))
 @user_errors
 def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=None, interval=None,
-                privileges=None, jvm_flags=None, load_workers=None, keep_up=False, verbose=False):
+                privileges=None, jvm_flags=None, load_workers=None, keep_up=False, baseline=None, verbose=False):
     """The whole workflow: profiler, engine, images, up --profiling, sample data, capture, report, down."""
     from flamekit.workflow.chain import profile_all as chain_all
     s = settings(c, duration=duration, tps=tps, warmup=warmup, interval=interval, privileges=privileges,
                  jvm_flags=jvm_flags, load_workers=load_workers)
     chosen = fkconfig.split_list(services, "services") if services else s.jvm_services
+    if baseline:
+        from flamekit.workflow.gate import profile_all_gated
+        return profile_all_gated(s, chosen, events or "cpu,alloc,wall,lock", baseline, keep_up=keep_up)
     report_path = chain_all(s, chosen, events or "cpu,alloc,wall,lock", keep_up=keep_up)
     ui.say(f"report: {report_path}")
 
 
+# ------------------------------------------------------------------ baselines and the gate
+@task(positional=["action"], help=helps("run", action="save or list",
+                                        name="baseline name for save (letters, digits, . _ -), e.g. main"))
+@user_errors
+def baseline(c, action, run=None, name="main", verbose=False):
+    """`inv baseline save [--run RUN] --name NAME` keeps a run for `inv gate`; `inv baseline list`."""
+    from flamekit.workflow import gate as fkgate
+    if action in ("-h", "--help"):  # invoke hands a positional the --help flag: answer it
+        raise Exit("usage: inv baseline save [--run RUN] --name NAME | inv baseline list "
+                   "(options: inv --help baseline)", code=0)
+    if action not in ("save", "list"):
+        raise Exit(f"error: unknown baseline action {action!r}: use save or list", code=1)
+    fkgate.save_baseline(settings(c), run, name) if action == "save" else fkgate.list_baselines(settings(c))
+
+
+@task(help=helps("run", baseline="the baseline to compare with (see `inv baseline-list`)"))
+@user_errors
+def gate(c, baseline=None, run=None, verbose=False):
+    """Exit 1 when a method's cost per request or the load got worse than a baseline; 2: cannot judge."""
+    from flamekit.workflow import gate as fkgate
+    fkgate.gate(settings(c), baseline, run)
+
+
 ns = Collection(engine, base_images, up, down, status, wait_healthy, sample_data, download_profiler,
-                profiling_override, profile, profile_all, report, compare, view)
+                profiling_override, profile, profile_all, report, compare, view, baseline, gate)
 ns.configure({"flamekit": fkconfig.defaults()})

@@ -73,6 +73,34 @@ def stack_down(settings: Settings, target=None) -> None:
     ui.ok(f"{settings.project_name} is down")
 
 
+def print_status(target) -> None:
+    rows = [(x.service, x.container, x.state, x.health or "-", x.ports or "-") for x in target.ps()]
+    ui.say(ui.table(rows, ("service", "container", "state", "health", "ports")) if rows else "no containers")
+
+
+def sample_data(settings: Settings) -> None:
+    from ..load import sample as fksample
+    if settings.sample_data is None:
+        ui.say("no sample data configured (flamekit.sample_data); nothing to load")
+        return
+    for line in fksample.load_sample_data(settings.gateway_url, settings.sample_data).lines():
+        ui.say(line)
+    ui.ok("sample data loaded")
+
+
+def show_override(settings: Settings, write: Path | None) -> None:
+    """The override flamekit would apply: printed, or written to ``write``."""
+    from ..targets import override as fkoverride
+    target = compose_target(settings)
+    resolved = target.config()
+    envs = fkoverride.image_envs(settings, target, resolved)
+    if write:
+        fkoverride.write_override(settings, resolved, write, envs)
+        ui.ok(f"wrote {write} for {', '.join(settings.jvm_services)}")
+    else:
+        ui.say(fkoverride.render(fkoverride.generate(settings, resolved, envs)).rstrip("\n"))
+
+
 def profiling_checks(settings: Settings, target) -> None:
     from ..capture.checks import verify
     for line in verify(target, settings):
@@ -107,7 +135,6 @@ def write_reports(settings: Settings, run_dir: Path) -> Path:
 def profile_all(settings: Settings, services: Sequence[str], events: Sequence[str], keep_up: bool = False) -> Path | None:
     """Profiler, engine, images, up --profiling, sample data, capture, report, down: the stack
     is torn down whatever happens (try/finally), after the report is written."""
-    from ..load import sample as fksample
     from ..profiler.install import installed_profiler
     from ..setup.engine import ensure_engine
     for svc in services:
@@ -143,11 +170,7 @@ def profile_all(settings: Settings, services: Sequence[str], events: Sequence[st
               + ", ".join(dict.fromkeys(x.service for x in states)))
         profiling_checks(settings, target)
         step(5, "sample data")
-        if settings.sample_data is not None:
-            for line in fksample.load_sample_data(settings.gateway_url, settings.sample_data).lines():
-                ui.say(line)
-        else:
-            ui.say("no sample data configured")
+        sample_data(settings)
         step(6, f"capture {', '.join(events)} of {', '.join(services)} in one load window")
         run_dir = None
         try:

@@ -1,4 +1,4 @@
-"""Baselines and the regression gate: `inv baseline-save`, `inv baseline-list`, `inv gate`,
+"""Baselines and the regression gate: `inv baseline save`, `inv baseline list`, `inv gate`,
 `inv profile-all --baseline NAME`.
 
 A baseline is a directory ``<baselines_dir>/<name>/`` holding what a later comparison needs,
@@ -56,7 +56,7 @@ def baselines_dir(settings: Settings) -> Path:
 
 def check_name(name: str | None) -> str:
     if not name:
-        raise ConfigError("no baseline named", "pass --baseline NAME (see `inv baseline-list`)")
+        raise ConfigError("no baseline named", "pass --baseline NAME (see `inv baseline list`)")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ConfigError(f"bad baseline name {name!r}",
                           "use letters, digits, '.', '_' or '-' (e.g. main, release-1.2)")
@@ -222,7 +222,7 @@ def load(name: str, baselines: str | os.PathLike[str]) -> Baseline:
     except FileNotFoundError:
         known = ", ".join(b["name"] for b in list_all(baselines)) or "none"
         raise ReportError(f"no baseline {name!r} in {baselines}",
-                          f"save one with `inv baseline-save --name {name}` (known: {known})") from None
+                          f"save one with `inv baseline save --name {name}` (known: {known})") from None
     except (OSError, ValueError) as exc:
         raise ReportError(f"unreadable baseline {f}: {exc}", "save it again") from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
@@ -315,7 +315,7 @@ def gate(settings: Settings, baseline: str, run: str | None = None, *, slices: i
 
 def save_baseline(settings: Settings, run: str | None, name: str, slices: int = 10, runner=None,
                   baselines: Path | None = None) -> Path:
-    """`inv baseline-save`: store a run (default: the newest) as baseline ``name``."""
+    """`inv baseline save`: store a run (default: the newest) as baseline ``name``."""
     run_dir = runs.resolve_run(settings.runs_dir, run)
     ui.say(f"saving run {run_dir.name} as baseline {name} (slicing its JFRs with jfrconv)")
     path = save(run_dir, name, baselines or baselines_dir(settings), settings.profiler.dir / "bin" / "jfrconv",
@@ -326,11 +326,11 @@ def save_baseline(settings: Settings, run: str | None, name: str, slices: int = 
 
 
 def list_baselines(settings: Settings, baselines: Path | None = None) -> list[dict]:
-    """`inv baseline-list`: a table of the saved baselines."""
+    """`inv baseline list`: a table of the saved baselines."""
     root = baselines or baselines_dir(settings)
     items = list_all(root)
     if not items:
-        ui.say(f"no baselines in {root}; `inv baseline-save --name main` stores one")
+        ui.say(f"no baselines in {root}; `inv baseline save --name main` stores one")
         return items
     rows = [(b["name"], str(b["run"]), str(b["saved"]), f"{b['tps']}", f"{b['bytes'] / 1024:.0f} kB", b["captures"])
             for b in items]
