@@ -324,42 +324,35 @@ def comparability(base: Mapping, run: Mapping, services: Sequence[str],
 # --------------------------------------------------------------------------- the checks
 
 
+def _load_check(name: str, a: float | None, b: float | None, detail, worse: bool, better: bool) -> LoadCheck:
+    c = LoadCheck(name, a, b)
+    if a is None or b is None or (name != "error rate" and not a):
+        c.verdict, c.detail = "n/a", f"no {name} in one of the runs"
+        return c
+    c.detail = detail(a, b)
+    if worse:
+        c.verdict = "regression"
+    elif better:
+        c.verdict = "improvement"
+    return c
+
+
 def load_checks(base: Mapping, run: Mapping, cfg: GateConfig = DEFAULT) -> list[LoadCheck]:
     """p95, error rate and achieved TPS of the measured window. k6 gives one aggregate per run
     (no per-slice latencies), so these are practical thresholds, not tests."""
-    out = []
     pa, pb = number(get(base, "load", "p95_ms")), number(get(run, "load", "p95_ms"))
-    c = LoadCheck("p95", pa, pb)
-    if pa and pb is not None:
-        c.detail = f"{(pb / pa - 1) * 100:+.0f}% ({pa:.1f} -> {pb:.1f} ms)"
-        if pb > pa * (1 + cfg.p95_pct) and pb - pa >= cfg.p95_floor_ms:
-            c.verdict = "regression"
-        elif pb < pa * (1 - cfg.p95_pct) and pa - pb >= cfg.p95_floor_ms:
-            c.verdict = "improvement"
-    else:
-        c.verdict, c.detail = "n/a", "no p95 in one of the runs"
-    out.append(c)
     ea, eb = error_fraction(get(base, "load", "error_rate")), error_fraction(get(run, "load", "error_rate"))
-    c = LoadCheck("error rate", ea, eb)
-    if ea is not None and eb is not None:
-        c.detail = f"{(eb - ea) * 100:+.2f} points ({ea:.2%} -> {eb:.2%})"
-        if eb - ea > cfg.error_points:
-            c.verdict = "regression"
-        elif ea - eb > cfg.error_points:
-            c.verdict = "improvement"
-    else:
-        c.verdict, c.detail = "n/a", "no error rate in one of the runs"
-    out.append(c)
     ta, tb = number(get(base, "load", "achieved_tps")), number(get(run, "load", "achieved_tps"))
-    c = LoadCheck("achieved TPS", ta, tb)
-    if ta and tb is not None:
-        c.detail = f"{(tb / ta - 1) * 100:+.1f}% ({ta:.2f} -> {tb:.2f})"
-        if tb < ta * (1 - cfg.tps_drop):
-            c.verdict = "regression"
-    else:
-        c.verdict, c.detail = "n/a", "no achieved TPS in one of the runs"
-    out.append(c)
-    return out
+    ok = lambda *v: all(x is not None for x in v)  # noqa: E731
+    return [
+        _load_check("p95", pa, pb, lambda a, b: f"{(b / a - 1) * 100:+.0f}% ({a:.1f} -> {b:.1f} ms)",
+                    ok(pa, pb) and pb > pa * (1 + cfg.p95_pct) and pb - pa >= cfg.p95_floor_ms,
+                    ok(pa, pb) and pb < pa * (1 - cfg.p95_pct) and pa - pb >= cfg.p95_floor_ms),
+        _load_check("error rate", ea, eb, lambda a, b: f"{(b - a) * 100:+.2f} points ({a:.2%} -> {b:.2%})",
+                    ok(ea, eb) and eb - ea > cfg.error_points, ok(ea, eb) and ea - eb > cfg.error_points),
+        _load_check("achieved TPS", ta, tb, lambda a, b: f"{(b / a - 1) * 100:+.1f}% ({a:.2f} -> {b:.2f})",
+                    ok(ta, tb) and tb < ta * (1 - cfg.tps_drop), False),
+    ]
 
 
 def _testable(a: SliceTable, b: SliceTable, cfg: GateConfig) -> list[str]:

@@ -293,7 +293,7 @@ def compare_replicas(run_dir: Path, service: str, event: str = "cpu",
         if own and method and own[0].name != method:
             note = f"own top method is not the service's ({method})"
         if ns[i] < 1000:
-            note = (note + "; " if note else "") + f"under 1,000 samples: shares uncertain by several points"
+            note = (note + "; " if note else "") + "under 1,000 samples: shares uncertain by several points"
         rows.append(ReplicaRow(
             label=c.label, replica=c.replica, container=c.container, samples=ns[i],
             top_method=own[0].name if own else None, top_share=own[0].self_share if own else 0.0,

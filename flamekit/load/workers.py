@@ -28,7 +28,7 @@ import statistics
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError, LoadError
 from .k6 import K6Run, LoadPlan, Tick, check_reachable, find_k6

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from ..analysis.gate import CaptureCheck, GateResult, LoadCheck, MethodCheck, load_line, method_line
+from ..analysis.gate import CaptureCheck, GateResult, MethodCheck, load_line, method_line
 
 #: Method rows per service-event in the summary's table.
 TOP_ROWS = 8

@@ -12,7 +12,7 @@ from ..analysis.captures import CaptureData
 from ..analysis.costs import KINDS, UNITS, Finding, ServiceCosts, analyse, iterations, window_seconds
 from ..analysis.threads import CATEGORIES
 from ..analysis.validity import run_warnings
-from ..analysis.values import error_fraction, get, mapping, number
+from ..analysis.values import error_fraction, mapping
 from .format import code, fig, link, pct, table
 
 #: Rows per ranked table: four kinds x four rows keep the tables in a report's first 40 lines.

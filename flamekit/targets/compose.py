@@ -65,7 +65,59 @@ def compose_environment(env: dict[str, str] | None) -> Iterator[None]:
                 os.environ[k] = v
 
 
-class ComposeTarget(Target):
+class EngineContainers:
+    """What any target whose replicas are Docker engine containers shares: inspections through
+    ``self._inspect(where)`` (a python-on-whales Container) and images through ``self.docker``.
+    ``self._engine(replica)`` is the DockerClient of the engine that runs the replica."""
+
+    def exec_result(self, where: Replica | str, command: Sequence[str]) -> tuple[int, str, str]:
+        r = self.replica(where)
+        try:
+            return 0, self._engine(r).container.execute(r.id, list(command), tty=False), ""
+        except DockerException as exc:
+            return exc.return_code, _text(exc.stdout), _text(exc.stderr)
+
+    def copy_from(self, where: Replica | str, src: str, dest: Path) -> Path:
+        r = self.replica(where)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with docker_errors(f"copying {src} out of {r.label}"):
+            self._engine(r).copy((r.id, src), dest)
+        return dest
+
+    def _inspect(self, where: Replica | str):
+        r = self.replica(where)
+        with docker_errors(f"inspecting {r.label}"):
+            return self._engine(r).container.inspect(r.id)
+
+    def image_id(self, where: Replica | str) -> str:
+        return self._inspect(where).image
+
+    def started_at(self, where: Replica | str) -> str:
+        return str(self._inspect(where).state.started_at or "")
+
+    def image_env(self, image: str) -> dict[str, str] | None:
+        try:
+            img = self.docker.image.inspect(image)
+        except NoSuchImage:
+            return None
+        except DockerException as exc:
+            raise StackError(f"docker image inspect {image} failed: {_why(exc)}") from None
+        out = {}
+        for item in img.config.env or []:
+            k, _, v = item.partition("=")
+            out[k] = v
+        return out
+
+    def privileges(self, where: Replica | str, mount_path: str) -> ContainerPrivileges:
+        c = self._inspect(where)
+        # the engine may normalise SYS_PTRACE to CAP_SYS_PTRACE
+        caps = frozenset(x.upper().removeprefix("CAP_") for x in (c.host_config.cap_add or []))
+        mounts = [m for m in (c.mounts or []) if m.destination == mount_path]
+        return ContainerPrivileges(cap_add=caps, security_opt=frozenset(c.host_config.security_opt or []),
+                                   profiler_mount_ro=(not mounts[0].rw) if mounts else None)
+
+
+class ComposeTarget(EngineContainers, Target):
     """A compose project: base files, optionally plus the profiling override."""
 
     kind = "compose"
@@ -170,54 +222,8 @@ class ComposeTarget(Target):
         return [Replica(service=service, index=number(c), container=c.name, id=c.id, of=len(found))
                 for c in found]
 
-    def _id(self, where: Replica | str) -> str:
-        return self.replica(where).id
-
-    def exec_result(self, where: Replica | str, command: Sequence[str]) -> tuple[int, str, str]:
-        cid = self._id(where)
-        try:
-            return 0, self.docker.container.execute(cid, list(command), tty=False), ""
-        except DockerException as exc:
-            return exc.return_code, _text(exc.stdout), _text(exc.stderr)
-
-    def copy_from(self, where: Replica | str, src: str, dest: Path) -> Path:
-        r = self.replica(where)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with docker_errors(f"copying {src} out of {r.label}"):
-            self.docker.copy((r.id, src), dest)
-        return dest
-
-    def _inspect(self, where: Replica | str):
-        r = self.replica(where)
-        with docker_errors(f"inspecting {r.label}"):
-            return self.docker.container.inspect(r.id)
-
-    def image_id(self, where: Replica | str) -> str:
-        return self._inspect(where).image
-
-    def started_at(self, where: Replica | str) -> str:
-        return str(self._inspect(where).state.started_at or "")
-
-    def image_env(self, image: str) -> dict[str, str] | None:
-        try:
-            img = self.docker.image.inspect(image)
-        except NoSuchImage:
-            return None
-        except DockerException as exc:
-            raise StackError(f"docker image inspect {image} failed: {_why(exc)}") from None
-        out = {}
-        for item in img.config.env or []:
-            k, _, v = item.partition("=")
-            out[k] = v
-        return out
-
-    def privileges(self, where: Replica | str, mount_path: str) -> ContainerPrivileges:
-        c = self._inspect(where)
-        # the engine may normalise SYS_PTRACE to CAP_SYS_PTRACE
-        caps = frozenset(x.upper().removeprefix("CAP_") for x in (c.host_config.cap_add or []))
-        mounts = [m for m in (c.mounts or []) if m.destination == mount_path]
-        return ContainerPrivileges(cap_add=caps, security_opt=frozenset(c.host_config.security_opt or []),
-                                   profiler_mount_ro=(not mounts[0].rw) if mounts else None)
+    def _engine(self, replica: Replica) -> DockerClient:
+        return self.docker
 
     def facts(self) -> dict[str, str]:
         from ..setup.engine import engine_facts

@@ -31,20 +31,18 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException, NoSuchImage
+from python_on_whales.exceptions import DockerException
 
 from ..config import Settings
 from ..errors import StackError
-from .base import ContainerPrivileges, Replica, ServiceState, Target
-from .compose import ComposeTarget, _text, _why, compose_environment, docker_errors
+from .base import Replica, ServiceState, Target
+from .compose import ComposeTarget, EngineContainers, compose_environment, docker_errors
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +130,7 @@ def stack_document(resolved: Mapping[str, Any], override: Mapping[str, Any] | No
 
 # --------------------------------------------------------------------------- the target
 
-class SwarmTarget(Target):
+class SwarmTarget(EngineContainers, Target):
     """A compose project deployed as a Swarm stack named after the project."""
 
     kind = "swarm"
@@ -344,46 +342,8 @@ class SwarmTarget(Target):
                                id=t.status.container_status.container_id, node=node, of=len(found)))
         return out
 
-    def exec_result(self, where: Replica | str, command: Sequence[str]) -> tuple[int, str, str]:
-        r = self.replica(where)
-        try:
-            return 0, self._client(r.node).container.execute(r.id, list(command), tty=False), ""
-        except DockerException as exc:
-            return exc.return_code, _text(exc.stdout), _text(exc.stderr)
-
-    def copy_from(self, where: Replica | str, src: str, dest: Path) -> Path:
-        r = self.replica(where)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with docker_errors(f"copying {src} out of {r.label}"):
-            self._client(r.node).copy((r.id, src), dest)
-        return dest
-
-    def _inspect(self, where: Replica | str):
-        r = self.replica(where)
-        with docker_errors(f"inspecting {r.label}"):
-            return self._client(r.node).container.inspect(r.id)
-
-    def image_id(self, where: Replica | str) -> str:
-        return self._inspect(where).image
-
-    def started_at(self, where: Replica | str) -> str:
-        return str(self._inspect(where).state.started_at or "")
-
-    def image_env(self, image: str) -> dict[str, str] | None:
-        try:
-            img = self.docker.image.inspect(image)
-        except NoSuchImage:
-            return None
-        except DockerException as exc:
-            raise StackError(f"docker image inspect {image} failed: {_why(exc)}") from None
-        return dict(item.partition("=")[::2] for item in (img.config.env or []))
-
-    def privileges(self, where: Replica | str, mount_path: str) -> ContainerPrivileges:
-        c = self._inspect(where)
-        caps = frozenset(x.upper().removeprefix("CAP_") for x in (c.host_config.cap_add or []))
-        mounts = [m for m in (c.mounts or []) if m.destination == mount_path]
-        return ContainerPrivileges(cap_add=caps, security_opt=frozenset(c.host_config.security_opt or []),
-                                   profiler_mount_ro=(not mounts[0].rw) if mounts else None)
+    def _engine(self, replica: Replica) -> DockerClient:
+        return self._client(replica.node)
 
     def facts(self) -> dict[str, str]:
         from ..setup.engine import engine_facts
