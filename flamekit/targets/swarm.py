@@ -42,7 +42,7 @@ from python_on_whales.exceptions import DockerException
 from ..config import Settings
 from ..errors import StackError
 from .base import Replica, ServiceState, Target
-from .compose import ComposeTarget, EngineContainers, compose_environment, docker_errors
+from .compose import ComposeTarget, EngineContainers, _text, _why, compose_environment, docker_errors
 
 log = logging.getLogger(__name__)
 
@@ -236,13 +236,22 @@ class SwarmTarget(EngineContainers, Target):
         """What of the stack still exists: services, containers (any node's engine we know),
         networks."""
         flt = [("label", f"{_STACK_LABEL}={self.project}")]
-        with docker_errors("listing the stack's leftovers"):
-            services = [s.spec.name for s in self.docker.service.list(filters=flt)]
-            containers = []
-            for client in [self.docker] + [self._client_for_host(h) for h in self.nodes.values()]:
-                containers += [c.name for c in client.container.list(all=True, filters=flt)]
-            networks = [n.name for n in self.docker.network.list(filters=flt)]
-        return {"services": services, "containers": containers, "networks": networks}
+        def listed(what: str, lister) -> list[str]:
+            try:
+                return lister()
+            except DockerException as exc:
+                # listing inspects each object: one removed in between is "still going", look again
+                if "no such" in _text(exc.stderr).lower():
+                    return [f"({what} being removed)"]
+                raise StackError(f"listing the stack's {what} failed: {_why(exc)}") from None
+
+        clients = [self.docker] + [self._client_for_host(h) for h in self.nodes.values()]
+        return {
+            "services": listed("services", lambda: [s.spec.name for s in self.docker.service.list(filters=flt)]),
+            "containers": listed("containers", lambda: [c.name for client in clients
+                                                        for c in client.container.list(all=True, filters=flt)]),
+            "networks": listed("networks", lambda: [n.name for n in self.docker.network.list(filters=flt)]),
+        }
 
     def _services(self) -> dict[str, Any]:
         flt = [("label", f"{_STACK_LABEL}={self.project}")]

@@ -28,6 +28,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/integration" in str(item.fspath) and "browser" not in item.keywords:
             item.add_marker(pytest.mark.docker)
+    # The scale-out tests run last: after them, on dockerd 20.10, the embedded DNS of a compose
+    # network that was already up stopped answering (seen twice, not yet explained; networks
+    # created afterwards resolve fine), which broke the shared demo stack of later tests.
+    items.sort(key=lambda item: item.fspath.basename == "test_scale.py")
 
 
 def free_port() -> int:

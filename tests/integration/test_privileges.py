@@ -24,6 +24,7 @@ def priv_stack(docker_engine, images, profiler_installed, tmp_path_factory):
 
 @pytest.mark.parametrize("mode", ["none", "minimal"])
 def test_mode_starts_and_captures_every_event(priv_stack, mode):
+    mode_env = {"INVOKE_FLAMEKIT_PRIVILEGES": mode}  # the flag for `up`; config for the capture's manifest
     up = priv_stack.inv("up", "--profiling", "--build", "--privileges", mode)
     assert f"order-service: profiler ok" in up.stdout and f"privileges {mode} ok" in up.stdout, up.stdout
     if mode == "minimal":
@@ -32,7 +33,7 @@ def test_mode_starts_and_captures_every_event(priv_stack, mode):
         priv_stack.inv("sample-data")
         (priv_stack.out / "sampled").touch()
     p = priv_stack.inv("profile", "--service", "order-service", "--event", "all", "--duration", "8",
-                       "--warmup", "3", "--tps", "20")
+                       "--warmup", "3", "--tps", "20", extra_env=mode_env)
     run = sorted((priv_stack.out / "runs").iterdir())[-1]
     m = json.loads((run / "manifest.json").read_text())
     assert m["status"] == "ok", m.get("error")
