@@ -9,7 +9,10 @@
    them cold, each in its own compose project (stack up, sample data, capture, report, stack
    down); quick mode runs them with --keep-up on the already running stack and only the cpu
    event, so stack start-up is mostly skipped (and figures are not comparable to full mode).
-3. For every command, the harness's peak memory: the inv (Python) process's own peak RSS
+3. With ``--replicas N`` (full mode: 3): `inv profile --event cpu` of order-service at N
+   compose replicas against one replica, same warm-up and duration (the wall-time ratio), and
+   the merged priceOrder share against the replicas' sample-weighted mean.
+4. For every command, the harness's peak memory: the inv (Python) process's own peak RSS
    (VmHWM, polled every 0.5 s), the peak of the summed RSS of inv and everything it runs (k6,
    docker CLI), and wait4's ru_maxrss (the largest single process of that tree).
 """
@@ -38,7 +41,7 @@ def profile_run(st: c.BenchStack, event: str, duration: int, warmup: int) -> dic
     res = st.inv("profile", "--service", "order-service", "--event", event, "--duration", str(duration),
                  "--warmup", str(warmup), check=False, timeout=900)
     out = {"command": f"profile --event {event}", "event": event, "rc": res.returncode, "wall_s": res.wall_s,
-           "beyond_s": res.wall_s - warmup - duration, **mem(res)}
+           "beyond_s": res.wall_s - warmup - duration, "run_dir": str(res.run_dir() or ""), **mem(res)}
     if not res.ok:
         out["error"] = res.tail(4)
         return out
@@ -106,11 +109,73 @@ def profile_all_run(st: c.BenchStack, services: str | None, events: str | None, 
     return out
 
 
+SPREAD = "-Dsun.net.inetaddr.ttl=0,-Djdk.httpclient.connectionPoolSize=1"  # docs/scaling.md
+
+
+def replicas_run(st: c.BenchStack, n: int, duration: int, warmup: int, repeats: int) -> dict:
+    """`inv profile --event cpu` at one replica and at n, alternating; the merged share."""
+    from flamekit import config as fkconfig
+    from flamekit.analysis import replicas as rp
+    flags = {"INVOKE_FLAMEKIT_JVM_FLAGS": fkconfig.DEFAULT_JVM_FLAGS + "," + SPREAD}
+    out: dict = {"n": n, "one": [], "many": [], "merged_share": [], "weighted_mean_share": []}
+    for i in range(repeats):
+        for scale in (1, n):
+            st.inv("up", "--profiling", "--scale", f"order-service={scale}", extra_env=flags, timeout=600)
+            st.inv("sample-data")
+            c.prime(st, 10)
+            c.say(f"inv profile --event cpu at {scale} replica(s) ({i + 1}/{repeats})")
+            r = profile_run(st, "cpu", duration, warmup)
+            out["one" if scale == 1 else "many"].append(r["wall_s"])
+            rd = r.get("error") is None and r.get("run_dir")
+            if scale > 1 and rd:
+                [(merged, table)] = rp.merge_run(Path(rd))
+                price = "demo.order.PricingEngine.priceOrder"
+                if table.method == price:  # service_share: each replica's share of the merged top method
+                    out["merged_share"].append(table.merged_share)
+                    out["weighted_mean_share"].append(sum(r.samples * r.service_share for r in table.rows)
+                                                      / max(1, sum(r.samples for r in table.rows)))
+    st.inv("up", "--profiling", "--scale", "order-service=1", timeout=600)  # back to the shape others expect
+    st.inv("sample-data")
+    one, many = c.summary(out["one"]), c.summary(out["many"])
+    out["ratio"] = c.ratio(many["mean"], one["mean"])
+    c.say(f"{n} replicas / 1 replica wall time: x{c.fmt_num(out['ratio'], 3)}; merged share "
+          f"{out['merged_share']} vs weighted mean {out['weighted_mean_share']}")
+    return out
+
+
+def replicas_only(args, duration: int, warmup: int, repeats: int, n: int) -> int:
+    bench = c.Bench("harness_replicas", "Replicas: profile time and the merge (`bench/harness.py --only-replicas`)", args)
+    with bench, c.demo_stack(args, "harness", bench.workdir, bench) as st:
+        c.prime(st, 15)
+        f = replicas_run(st, n, duration, warmup, repeats)
+    diffs = [abs(a - b) * 100 for a, b in zip(f["merged_share"], f["weighted_mean_share"])]
+    if f["ratio"] is None:
+        bench.problems.append("no replica timing")
+    body = "\n".join([
+        f"`inv profile --service order-service --event cpu` (warm-up {warmup} s, capture {duration} s, 25 TPS), "
+        f"at 1 replica and at {n} compose replicas, alternating, {repeats} time(s) each; the JVMs get "
+        f"`{SPREAD}` so the gateway spreads its calls over the replicas (docs/scaling.md).",
+        "",
+        c.md_table(["figure", "value"], [
+            ["wall time, 1 replica", c.fmt_spread(c.summary(f["one"]), 1, " s")],
+            [f"wall time, {n} replicas", c.fmt_spread(c.summary(f["many"]), 1, " s")],
+            [f"{n} replicas / 1", f"x{c.fmt_num(f['ratio'], 3)}"],
+            ["merged priceOrder share", ", ".join(f"{x * 100:.2f}%" for x in f["merged_share"]) or "-"],
+            ["replicas' sample-weighted mean", ", ".join(f"{x * 100:.2f}%" for x in f["weighted_mean_share"]) or "-"],
+            ["largest difference", f"{max(diffs):.3f} points" if diffs else "-"],
+        ]),
+    ])
+    return bench.finish({"replicas": f}, [], body, {"duration": duration, "warmup": warmup, "repeats": repeats, "n": n})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = c.parser(__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=None, help="runs of each command (default 3/2, quick 1)")
     ap.add_argument("--duration", type=int, default=None, help="capture seconds (default 30, quick 3)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds (default 10, quick 1)")
+    ap.add_argument("--replicas", type=int, default=None,
+                    help="also time `inv profile` at N order-service replicas against one (default 3; quick 0: skipped)")
+    ap.add_argument("--only-replicas", action="store_true", help="run only the replica comparison")
     args = ap.parse_args(argv)
     c.check_args(ap, args)
     quick = args.quick
@@ -122,10 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     pa_events = "cpu" if quick else None  # None: profile-all's default, all four events
     cold = not quick
 
+    if args.only_replicas:
+        return replicas_only(args, duration, warmup, args.repeats or 2, args.replicas or 3)
     bench = c.Bench("harness", "Harness cost (`bench/harness.py`)", args)
     runs: list[dict] = []
+    n_replicas = args.replicas if args.replicas is not None else (0 if quick else 3)
+    replica_figures: dict = {}
     with bench, c.demo_stack(args, "harness", bench.workdir, bench) as st:
         c.prime(st, 3 if quick else 15)
+        if n_replicas > 1:
+            replica_figures = replicas_run(st, n_replicas, duration, warmup, n_profile)
         for i in range(n_profile):
             for ev in profile_events:
                 c.say(f"inv profile --event {ev} ({i + 1}/{n_profile}): warm-up {warmup} s + capture {duration} s")
@@ -150,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 if r["containers_left"]:
                     bench.problems.append(f"inv profile-all ({nsvc} services) left {r['containers_left']} containers")
 
-    figures: dict = {"profile": {}, "profile_all": {}}
+    figures: dict = {"profile": {}, "profile_all": {}, "replicas": replica_figures}
     rows = []
     keys = (("wall_s", "wall time", " s"), ("beyond_s", "beyond warm-up + duration", " s"),
             ("before_capture_s", "  of which before the capture", " s"),
