@@ -185,7 +185,7 @@ def render_merged_html(jfrconv: Path, collapsed: Path, out: Path | None = None, 
     """async-profiler's own flame graph of a (merged) collapsed file: ``jfrconv in.collapsed
     out.html`` on the host (needs a java on PATH, like the host heatmap conversion)."""
     out = out or collapsed.with_suffix(".html")
-    cmd = [str(jfrconv)] + (["--title", title] if title else []) + [str(collapsed), str(out)]
+    cmd = [str(jfrconv), "--inverted"] + (["--title", title] if title else []) + [str(collapsed), str(out)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -63,8 +63,12 @@ def jfrconv_args(jfrconv: str, conv: Conversion, jfr: str, out: str, title: str 
         args.append("--threads")
     if conv.fmt:
         args += ["-o", conv.fmt]
-    if title and conv.suffix == "html":
-        args += ["--title", title]
+    if conv.suffix == "html":
+        # icicle layout: the widest frames open at the top of the page, in view at 1366x768
+        # (the default layout opened a deep JVM cpu graph on blank space, its base below the fold)
+        args.append("--inverted")
+        if title:
+            args += ["--title", title]
     return args + [jfr, out]
 
 

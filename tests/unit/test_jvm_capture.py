@@ -147,6 +147,6 @@ def test_jfrconv_weighs_alloc_and_lock_but_counts_samples_too():
     assert convert.Conversion("lock", "html", True) in convert.conversions("lock")
     args = convert.jfrconv_args("jfrconv", convert.Conversion("alloc", "html", True), "/tmp/x.jfr", "/tmp/a.html",
                                 "svc alloc")
-    assert args == ["jfrconv", "--alloc", "--total", "--title", "svc alloc", "/tmp/x.jfr", "/tmp/a.html"]
+    assert args == ["jfrconv", "--alloc", "--total", "--inverted", "--title", "svc alloc", "/tmp/x.jfr", "/tmp/a.html"]
     pprof = convert.jfrconv_args("jfrconv", convert.Conversion("cpu", "pb.gz", False, "pprof"), "x.jfr", "x.pb.gz")
     assert pprof == ["jfrconv", "--cpu", "-o", "pprof", "x.jfr", "x.pb.gz"]
