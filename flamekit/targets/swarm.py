@@ -175,6 +175,9 @@ class SwarmTarget(EngineContainers, Target):
             with docker_errors("docker swarm leave"):
                 self.docker.swarm.leave(force=True)
             self.initialised_swarm = False
+            # swarm init made docker_gwbridge and leave keeps it: remove it too, engine as found
+            with contextlib.suppress(DockerException):
+                self.docker.network.remove("docker_gwbridge")
 
     # ------------------------------------------------------------- lifecycle
     def config(self) -> dict:
