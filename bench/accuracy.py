@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import math
 import sys
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -173,20 +172,20 @@ def window_deltas(readings: list[tuple[float, dict[str, float]]], t0: float, t1:
     return out
 
 
-class GroundTruthPoller:
+class GroundTruthPoller(c.PeriodicPoller):
     """Reads one service's GET /debug/ground-truth (through the gateway's pass-through) every
     ``period`` seconds in a thread while an `inv profile` runs, so its counters can be read at
     the capture window's exact edges afterwards (each reply is stamped by the JVM's own clock)."""
 
+    join_s = 15.0
+
     def __init__(self, gateway_url: str, service: str, period: float = GT_PERIOD_S):
+        super().__init__(period)
         self.url = f"{gateway_url.rstrip('/')}/debug/ground-truth/{service}"
-        self.period = period
         self.readings: list[tuple[float, dict[str, float]]] = []
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def read(self) -> None:
+    def poll(self) -> None:
         try:
             with urllib.request.urlopen(self.url, timeout=5) as r:
                 got = flatten_reading(json.loads(r.read().decode("utf-8")))
@@ -196,23 +195,6 @@ class GroundTruthPoller:
                 self.readings.append(got)
         except Exception as exc:  # noqa: BLE001 - a missed reading is recorded, the run goes on
             self.errors.append(f"{self.url}: {exc}")
-
-    def __enter__(self) -> "GroundTruthPoller":
-        self.read()
-
-        def loop() -> None:
-            while not self._stop.wait(self.period):
-                self.read()
-
-        self._thread = threading.Thread(target=loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(15)
-        self.read()
 
 
 def ground_truth(p_key: str, d: dict[str, float], window_s: float, cgroup_cpu_s: float | None) -> dict:

@@ -284,28 +284,26 @@ class ContainerCpu:
         return parse_cpu_stat(out)
 
 
-class CpuSampler:
-    """Samples a container's cgroup CPU time every ``period`` seconds in a thread, so the CPU
-    of any time window inside the sampled span can be read afterwards (linear interpolation)."""
+class PeriodicPoller:
+    """Calls ``poll()`` at entry, every ``period`` seconds in a thread, and once more at exit:
+    what the bench's samplers share (cgroup CPU, the ground-truth counters)."""
 
-    def __init__(self, cpu: ContainerCpu, period: float = 0.25):
-        self.cpu = cpu
+    join_s = 10.0
+
+    def __init__(self, period: float):
         self.period = period
-        self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _take(self) -> None:
-        v = self.cpu.read_ns()
-        if v is not None:
-            self.samples.append((time.monotonic(), v))
+    def poll(self) -> None:
+        raise NotImplementedError
 
-    def __enter__(self) -> "CpuSampler":
-        self._take()
+    def __enter__(self):
+        self.poll()
 
         def loop() -> None:
             while not self._stop.wait(self.period):
-                self._take()
+                self.poll()
 
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
@@ -314,8 +312,23 @@ class CpuSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread:
-            self._thread.join(10)
-        self._take()
+            self._thread.join(self.join_s)
+        self.poll()
+
+
+class CpuSampler(PeriodicPoller):
+    """Samples a container's cgroup CPU time every ``period`` seconds in a thread, so the CPU
+    of any time window inside the sampled span can be read afterwards (linear interpolation)."""
+
+    def __init__(self, cpu: ContainerCpu, period: float = 0.25):
+        super().__init__(period)
+        self.cpu = cpu
+        self.samples: list[tuple[float, int]] = []
+
+    def poll(self) -> None:
+        v = self.cpu.read_ns()
+        if v is not None:
+            self.samples.append((time.monotonic(), v))
 
     def at(self, t: float) -> float | None:
         s = self.samples
