@@ -42,6 +42,8 @@ class GateConfig:
     min_samples: int = 100          # per service-event and run; fewer in one run: cannot judge
     min_share: float = 0.01         # methods under this share in both runs are not tested
     min_method_samples: float = 20  # ... nor those with fewer samples (summed over both runs)
+    min_impact: float = 0.01        # a method's change must move the service's cost per request
+                                    # by this share of the baseline's total (1 %) to count
     resamples: int = 2000
     block: int = 2                  # slices per bootstrap block
     seed: int = 1729
@@ -119,10 +121,27 @@ class MethodCheck:
     q_share: float = 1.0
     verdict: str = "ok"  # "regression", "improvement", "ok"
     why: str = ""
+    base_total: float = 0.0  # the service-event's cost per request in the baseline (all methods)
 
     @property
     def pct(self) -> float:
         return (self.est.ratio - 1.0) * 100.0
+
+    @property
+    def impact(self) -> float:
+        """What the change adds to the service's cost per request, as a share of the baseline's
+        total: +100 % of a 1 % method is +0.01, +50 % of a 60 % method +0.30. Worst first means
+        largest impact first (a method's relative change alone would put a tiny method first)."""
+        if self.base_total <= 0:
+            return 0.0
+        return (self.est.cost_b - self.est.cost_a) / self.base_total
+
+
+def _worst_first(ms, better: bool = False) -> list[MethodCheck]:
+    """Methods before the service's ``[total]``, then by impact (most added cost first, or most
+    saved with ``better``)."""
+    sign = 1.0 if better else -1.0
+    return sorted(ms, key=lambda m: (m.method == TOTAL, sign * m.impact, sign * m.est.ratio))
 
 
 @dataclass
@@ -144,11 +163,11 @@ class CaptureCheck:
 
     @property
     def regressions(self) -> list[MethodCheck]:
-        return sorted((m for m in self.methods if m.verdict == "regression"), key=lambda m: -m.est.ratio)
+        return _worst_first(m for m in self.methods if m.verdict == "regression")
 
     @property
     def improvements(self) -> list[MethodCheck]:
-        return sorted((m for m in self.methods if m.verdict == "improvement"), key=lambda m: m.est.ratio)
+        return _worst_first((m for m in self.methods if m.verdict == "improvement"), better=True)
 
 
 @dataclass
@@ -173,11 +192,11 @@ class GateResult:
 
     @property
     def regressions(self) -> list[MethodCheck]:
-        return sorted((m for c in self.checks for m in c.regressions), key=lambda m: -m.est.ratio)
+        return _worst_first(m for c in self.checks for m in c.regressions)
 
     @property
     def improvements(self) -> list[MethodCheck]:
-        return sorted((m for c in self.checks for m in c.improvements), key=lambda m: m.est.ratio)
+        return _worst_first((m for c in self.checks for m in c.improvements), better=True)
 
     @property
     def load_regressions(self) -> list[LoadCheck]:
@@ -368,6 +387,8 @@ def _testable(a: SliceTable, b: SliceTable, cfg: GateConfig) -> list[str]:
 def _classify(m: MethodCheck, cfg: GateConfig) -> None:
     e = m.est
     sig_cost, sig_share = m.q_cost <= cfg.alpha, m.q_share <= cfg.alpha
+    if m.method != TOTAL and abs(m.impact) < cfg.min_impact:
+        return  # real or not, it moves the service's cost per request by under 1 %
     if sig_cost and e.ratio >= 1 + cfg.cost_pct and e.ratio_lo > 1:
         m.verdict, m.why = "regression", "cost"
     elif m.method != TOTAL and sig_share and sig_cost and e.share_delta >= cfg.share_points and e.ratio > 1:
@@ -409,9 +430,11 @@ def compare_tables(base: Mapping[tuple[str, str], SliceTable], run: Mapping[tupl
             continue
         plan_a = resample_plan(a.k, cfg.block, cfg.resamples, rng)
         plan_b = resample_plan(b.k, cfg.block, cfg.resamples, rng)
+        base_total = a.cost(a.totals)
         for name in _testable(a, b, cfg):
             check.methods.append(MethodCheck(key[0], key[1], name, a.unit,
-                                             estimate(a, b, name, plan_a, plan_b, cfg.level)))
+                                             estimate(a, b, name, plan_a, plan_b, cfg.level),
+                                             base_total=base_total))
     tests = [m for c in checks for m in c.methods]
     qs = benjamini_hochberg([m.est.p_cost for m in tests] + [m.est.p_share for m in tests])
     for i, m in enumerate(tests):

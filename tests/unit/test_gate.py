@@ -67,6 +67,38 @@ def test_the_headline_names_the_largest_change():
     assert r.headline().startswith(f"order-service cpu: {HOT} +")  # +100 % beats the total's +~45 %
 
 
+def _with_small(ts, seed, small):
+    """Add a third method to a one-check table set: ``small`` samples a slice."""
+    rng = random.Random(seed)
+    t = ts[("order-service", "cpu")]
+    vals = [max(0.0, rng.gauss(small, small * 0.1)) for _ in range(t.k)]
+    t.methods[SMALL] = vals
+    t.totals = [x + v for x, v in zip(t.totals, vals)]
+    return ts
+
+
+SMALL = "demo.order.Downstream.call"
+
+
+def test_the_worst_is_the_largest_added_cost_not_the_largest_ratio():
+    # the small method grows 20x (0.5 -> 10 samples a slice), the hot one doubles (60 -> 120):
+    # the hot one adds far more CPU per order, so it is named first
+    r = run_gate(_with_small(tables(1), 11, 0.5), _with_small(tables(2, hot=120.0), 12, 10.0))
+    names = [m.method for m in r.regressions]
+    assert SMALL in names and names[0] == HOT, names
+    assert r.headline().startswith(f"order-service cpu: {HOT} +")
+    assert r.regressions[0].impact > next(m for m in r.regressions if m.method == SMALL).impact > 0
+
+
+def test_a_method_whose_change_moves_the_total_under_one_percent_is_not_a_regression():
+    # 0.2 -> 1.2 samples a slice of ~200: +500 %, significant, but +0.5 % of the service's cost
+    r = run_gate(_with_small(tables(1, sd=0.01), 11, 0.2), _with_small(tables(2, sd=0.01), 12, 1.2),
+                 cfg=g.GateConfig(min_share=0.001, min_method_samples=1))
+    small = next(m for m in r.checks[0].methods if m.method == SMALL)
+    assert small.est.ratio > 3 and small.verdict == "ok" and 0 < small.impact < 0.01
+    assert r.exit_code == 0
+
+
 def test_noise_alone_passes():
     false_alarms = sum(run_gate(tables(s), tables(s + 1000)).exit_code for s in range(20))
     assert false_alarms == 0
