@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """How often does `inv gate` catch a real regression, and how often does it cry wolf?
 
-Pairs of `inv profile --service order-service --event cpu` runs, each on a fresh JVM (order-service
-restarted, or recreated when its PRICING_COST changes), the first saved as a baseline and the
-second gated against it:
+Rounds of `inv profile --service order-service --event cpu,alloc` runs, every run on a fresh
+order-service JVM (restarted, or recreated when a cost variable changes). Each round's first run
+(all costs 1) is saved as the baseline; every other run of the round is gated against it:
 
-  A/A      PRICING_COST 1 -> 1      any exit 1 is a false alarm
-  A/B      PRICING_COST 1 -> 1.25, 1.5, 2   exit 1 naming priceOrder is a detection (power)
+  A/A        PRICING_COST 1 -> 1                  any exit 1 is a false alarm
+  cpu x1.25  PRICING_COST 1 -> 1.25, 1.5, 2       exit 1 naming priceOrder is a detection
+  alloc x2   ORDER_JSON_COST 1 -> 2               exit 1 naming OrderJson.write (alloc) is one
 
-Full mode: 10 pairs per arm, 30 s captures after 15 s warm-up. Quick mode: 2 A/A and 2 A/B (cost
-2) pairs of 20 s captures. Prints per arm the exit codes, the detection or false-alarm rate, and
-the priceOrder cost ratio the gate estimated next to the planted one.
+Arms share their round's baseline run, so within a round the arms are correlated; rounds are
+independent. Full mode: 10 rounds, 30 s captures after 15 s warm-up. Quick mode (CI): 2 rounds
+of the A/A and the PRICING_COST 2 arms, 15 s captures. Prints per arm the exit codes, the
+detection or false-alarm rate, and the cost ratio the gate estimated next to the planted one.
 """
 from __future__ import annotations
 
@@ -26,13 +28,21 @@ from flamekit import config as fkconfig  # noqa: E402
 from flamekit.workflow import gate as wg  # noqa: E402
 
 HOT = "demo.order.PricingEngine.priceOrder"
+JSON = "demo.order.OrderJson.write"
+
+#: (arm, cost variable, planted cost, event whose method should be named, method).
+FULL_ARMS = [("A/A", "PRICING_COST", 1.0, "cpu", HOT), ("cpu x1.25", "PRICING_COST", 1.25, "cpu", HOT),
+             ("cpu x1.5", "PRICING_COST", 1.5, "cpu", HOT), ("cpu x2", "PRICING_COST", 2.0, "cpu", HOT),
+             ("alloc x2", "ORDER_JSON_COST", 2.0, "alloc", JSON)]
+QUICK_ARMS = [FULL_ARMS[0], FULL_ARMS[3]]
 
 
-def fresh_jvm(st: c.BenchStack, cost: float) -> None:
-    """order-service on a fresh JVM with PRICING_COST=cost: recreated when the cost changes,
-    else restarted; then healthy again and its sample data loaded."""
-    if st.costs.get("PRICING_COST") != f"{cost:g}":
-        st.set_costs(PRICING_COST=cost)
+def fresh_jvm(st: c.BenchStack, **costs: float) -> None:
+    """order-service on a fresh JVM with these costs (the others 1): recreated when a cost
+    changes, else restarted; then healthy again and its sample data loaded."""
+    want = {k: f"{float(costs.get(k, 1.0)):g}" for k in ("PRICING_COST", "ORDER_JSON_COST")}
+    if any(st.costs.get(k) != v for k, v in want.items()):
+        st.set_costs(**{k: float(v) for k, v in want.items()})
         return
     c._run(["docker", "restart", st.container_id("order-service")])
     st.inv("wait-healthy", timeout=300)
@@ -40,49 +50,90 @@ def fresh_jvm(st: c.BenchStack, cost: float) -> None:
 
 
 def profile(st: c.BenchStack, duration: int, warmup: int) -> str | None:
-    res = st.inv("profile", "--service", "order-service", "--event", "cpu", "--duration", str(duration),
+    res = st.inv("profile", "--service", "order-service", "--event", "cpu,alloc", "--duration", str(duration),
                  "--warmup", str(warmup), "--tps", "25", check=False, timeout=600)
     rd = res.run_dir()
     return rd.name if res.ok and rd is not None else None
 
 
-def one_pair(st: c.BenchStack, bench: c.Bench, settings, arm: str, cost: float, i: int,
-             duration: int, warmup: int) -> dict:
-    out: dict = {"arm": arm, "cost": cost, "pair": i}
-    fresh_jvm(st, 1.0)
-    base = profile(st, duration, warmup)
-    fresh_jvm(st, cost)
-    run = profile(st, duration, warmup)
-    if base is None or run is None:
-        bench.problems.append(f"{arm} pair {i}: a profile failed")
-        out["error"] = "profile failed"
-        return out
-    name = f"bench-{arm.replace('/', '')}-{i}".replace(".", "_")
-    baselines = bench.workdir / "baselines"
-    wg.save_baseline(settings, base, name, baselines=baselines)
+def _find(res, event: str, method: str):
+    return next((m for chk in res.checks if chk.event == event for m in chk.methods if m.method == method), None)
+
+
+def gate_one(bench: c.Bench, settings, baseline: str, run: str, arm: tuple, i: int) -> dict:
+    name, var, cost, event, method = arm
+    out: dict = {"arm": name, "var": var, "cost": cost, "round": i, "baseline_run": baseline, "run": run}
     t0 = time.monotonic()
-    res = wg.gate(settings, name, run, baselines=baselines, raise_on_fail=False).result
-    out.update(base=base, run=run, gate_s=round(time.monotonic() - t0, 1), exit=res.exit_code,
-               headline=res.headline(), names_hot=HOT in res.headline())
-    hot = next((m for chk in res.checks for m in chk.methods if m.method == HOT), None)
-    if hot is not None:
-        out.update(ratio=round(hot.est.ratio, 3), lo=round(hot.est.ratio_lo, 3), hi=round(hot.est.ratio_hi, 3),
-                   q=hot.q_cost)
-    c.say(f"  {arm} pair {i}: exit {res.exit_code}: {res.headline()}")
+    res = wg.gate(settings, f"round-{i}", run, baselines=bench.workdir / "baselines", raise_on_fail=False).result
+    line = res.headline()
+    worst = res.regressions[0] if res.regressions else None
+    out.update(gate_s=round(time.monotonic() - t0, 1), exit=res.exit_code, headline=line,
+               regressions=[f"{m.service} {m.event}: {m.method}" for m in res.regressions],
+               names_planted=bool(worst and worst.event == event and worst.method == method))
+    m = _find(res, event, method)
+    if m is not None:
+        out.update(ratio=round(m.est.ratio, 3), lo=round(m.est.ratio_lo, 3), hi=round(m.est.ratio_hi, 3),
+                   q=m.q_cost)
+    c.say(f"  round {i} {name}: exit {res.exit_code}: {line}")
     return out
+
+
+def one_round(st: c.BenchStack, bench: c.Bench, settings, arms: list, i: int, duration: int,
+              warmup: int) -> list[dict]:
+    fresh_jvm(st)
+    base = profile(st, duration, warmup)
+    if base is None:
+        bench.problems.append(f"round {i}: the baseline profile failed")
+        return [{"arm": a[0], "var": a[1], "cost": a[2], "round": i, "error": "baseline profile failed"}
+                for a in arms]
+    wg.save_baseline(settings, base, f"round-{i}", baselines=bench.workdir / "baselines")
+    out = []
+    for arm in arms:
+        fresh_jvm(st, **{arm[1]: arm[2]})
+        run = profile(st, duration, warmup)
+        if run is None:
+            bench.problems.append(f"round {i} {arm[0]}: a profile failed")
+            out.append({"arm": arm[0], "var": arm[1], "cost": arm[2], "round": i, "error": "profile failed"})
+            continue
+        out.append(gate_one(bench, settings, base, run, arm, i))
+    return out
+
+
+def summarise(arms: list, results: list[dict]) -> tuple[list[tuple], dict]:
+    rows, figures = [], {}
+    for name, var, cost, event, method in arms:
+        rs = [r for r in results if r["arm"] == name and "exit" in r]
+        codes = [r["exit"] for r in rs]
+        hits = sum(1 for r in rs if r["exit"] == 1 and (name == "A/A" or r["names_planted"]))
+        ratios = [r["ratio"] for r in rs if "ratio" in r]
+        figures[name] = {"var": var, "cost": cost, "event": event, "method": method, "pairs": len(rs),
+                         "exit0": codes.count(0), "exit1": codes.count(1), "exit2": codes.count(2),
+                         "rate": hits / len(rs) if rs else None,
+                         "ratio_median": statistics.median(ratios) if ratios else None,
+                         "ratio_min": min(ratios) if ratios else None, "ratio_max": max(ratios) if ratios else None,
+                         "gate_s": statistics.median([r["gate_s"] for r in rs]) if rs else None}
+        f = figures[name]
+        rate = "n/a" if f["rate"] is None else f"{f['rate']:.0%}"
+        spread = ("n/a" if f["ratio_median"] is None else
+                  f"x{f['ratio_median']:.2f} (x{f['ratio_min']:.2f}..x{f['ratio_max']:.2f})")
+        rows.append((f"{name}: {var} 1 -> {cost:g}", f"{event} {method.rsplit('.', 2)[-2]}.{method.rsplit('.', 1)[-1]}",
+                     f["pairs"], f"{f['exit0']} / {f['exit1']} / {f['exit2']}",
+                     ("false alarms " if name == "A/A" else "detected ") + rate, spread,
+                     "n/a" if f["gate_s"] is None else f"{f['gate_s']:.1f} s"))
+    return rows, figures
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = c.parser(__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", type=int, default=None, help="pairs per arm (default 10; quick 2)")
-    ap.add_argument("--duration", type=int, default=None, help="capture seconds (default 30; quick 20)")
-    ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds (default 15; quick 10)")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds, i.e. pairs per arm (default 10; quick 2)")
+    ap.add_argument("--duration", type=int, default=None, help="capture seconds (default 30; quick 15)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds (default 15; quick 8)")
     args = ap.parse_args(argv)
     c.check_args(ap, args)
-    pairs = args.pairs or (2 if args.quick else 10)
-    duration = args.duration or (20 if args.quick else 30)
-    warmup = args.warmup if args.warmup is not None else (10 if args.quick else 15)
-    arms = [("A/A", 1.0), ("A/B", 2.0)] if args.quick else [("A/A", 1.0), ("A/B", 1.25), ("A/B", 1.5), ("A/B", 2.0)]
+    rounds = args.rounds or (2 if args.quick else 10)
+    duration = args.duration or (15 if args.quick else 30)
+    warmup = args.warmup if args.warmup is not None else (8 if args.quick else 15)
+    arms = QUICK_ARMS if args.quick else FULL_ARMS
     bench = c.Bench("gate", "Regression gate: power and false alarms (`bench/gate.py`)", args)
     results: list[dict] = []
     with bench, c.demo_stack(args, "gate", bench.workdir, bench) as st:
@@ -91,39 +142,29 @@ def main(argv: list[str] | None = None) -> int:
                                             "flamegraph_dir": str(st.workdir / "flamegraphs"),
                                             "reports_dir": str(st.workdir / "reports"),
                                             "output_dir": str(st.workdir / "output")}, c.ROOT)
+        c.say(f"{rounds} round(s) of {1 + len(arms)} runs ({duration} s captures after {warmup} s warm-up, "
+              f"fresh JVMs): {', '.join(a[0] for a in arms)}")
         try:
-            for arm, cost in arms:
-                c.say(f"{arm} PRICING_COST 1 -> {cost:g}: {pairs} pair(s) of {duration} s captures, fresh JVMs")
-                for i in range(1, pairs + 1):
-                    results.append(one_pair(st, bench, settings, arm, cost, i, duration, warmup))
+            for i in range(1, rounds + 1):
+                c.say(f"round {i}/{rounds}")
+                results.extend(one_round(st, bench, settings, arms, i, duration, warmup))
+                # what is measured so far survives an interrupted full run
+                c.write_json(bench.workdir / "partial.json", {"rounds_done": i, "runs": results,
+                                                                "figures": summarise(arms, results)[1]})
         finally:
-            if st.costs.get("PRICING_COST") != "1":
-                st.set_costs(PRICING_COST=1)
-    rows, figures = [], {}
-    for arm, cost in arms:
-        rs = [r for r in results if r["arm"] == arm and r["cost"] == cost and "exit" in r]
-        codes = [r["exit"] for r in rs]
-        hits = sum(1 for r in rs if r["exit"] == 1 and (arm == "A/A" or r["names_hot"]))
-        ratios = [r["ratio"] for r in rs if "ratio" in r]
-        key = f"{arm} {cost:g}"
-        figures[key] = {"pairs": len(rs), "exit0": codes.count(0), "exit1": codes.count(1), "exit2": codes.count(2),
-                        "rate": hits / len(rs) if rs else None,
-                        "ratio_median": statistics.median(ratios) if ratios else None,
-                        "gate_s": statistics.median([r["gate_s"] for r in rs]) if rs else None}
-        f = figures[key]
-        rate = "n/a" if f["rate"] is None else f"{f['rate']:.0%}"
-        rows.append((f"{arm} 1 -> {cost:g}", f["pairs"], f"{f['exit0']} / {f['exit1']} / {f['exit2']}",
-                     ("false alarms " if arm == "A/A" else "detected ") + rate,
-                     "n/a" if f["ratio_median"] is None else f"x{f['ratio_median']:.2f}",
-                     "n/a" if f["gate_s"] is None else f"{f['gate_s']:.1f} s"))
-    body = (f"order-service cpu, {duration} s captures after {warmup} s warm-up at 25 TPS, every run on a "
-            f"fresh JVM; the first run of a pair is saved as the baseline, the second gated against it.\n\n"
-            + c.md_table(("arm (PRICING_COST)", "pairs", "exit 0 / 1 / 2", "rate",
-                          "priceOrder cost ratio (median)", "gate time"), rows) + "\n")
+            if any(st.costs.get(k) != "1" for k in ("PRICING_COST", "ORDER_JSON_COST")):
+                st.set_costs(PRICING_COST=1, ORDER_JSON_COST=1)
+    rows, figures = summarise(arms, results)
+    body = (f"order-service cpu and alloc in one recording, {duration} s captures after {warmup} s warm-up at "
+            f"25 TPS, every run on a fresh JVM. Each round saves its first run (all costs 1) as the baseline "
+            f"and gates every arm's run against it; a detection is exit 1 whose first line names the planted "
+            f"method in its event. The gate judges 2 service-events per pair (cpu, alloc), every method in them.\n\n"
+            + c.md_table(("arm", "planted in", "pairs", "exit 0 / 1 / 2", "rate",
+                          "estimated cost ratio, median (min..max)", "gate time"), rows) + "\n")
     for r in results:
-        c.say(f"{r['arm']} {r['cost']:g} #{r['pair']}: exit {r.get('exit')} ratio {r.get('ratio')} "
+        c.say(f"round {r['round']} {r['arm']}: exit {r.get('exit')} ratio {r.get('ratio')} "
               f"({r.get('lo')}..{r.get('hi')}) {r.get('headline', r.get('error'))}")
-    return bench.finish(figures, results, body, {"pairs": pairs, "duration": duration, "warmup": warmup})
+    return bench.finish(figures, results, body, {"rounds": rounds, "duration": duration, "warmup": warmup})
 
 
 if __name__ == "__main__":
