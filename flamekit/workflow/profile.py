@@ -115,20 +115,28 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
     with SignalGuard() as guard:
         try:
             replicas = select_replicas(target, services, replica)
-            profs.sessions.extend(pool.map(lambda r: profs.prepare(r, events, pid), replicas))
-            for sess in profs.sessions:
-                ui.say(f"{sess.label}: JVM pid {sess.pid} ({sess.jvm.version or 'version unknown'})"
-                       + (f"; missing flags: {' '.join(sess.jvm.flags_missing)}" if sess.jvm.flags_missing else ""))
+            # finding the JVMs (a few docker execs each) overlaps the warm-up: k6 needs none of it
+            preparing = [pool.submit(profs.prepare, r, events, pid) for r in replicas]
             if load and warmup > 0:
                 timeline["warmup_started"] = runs.now_iso()
                 cd = ui.Countdown("warm-up", warmup)
+
+                def tick(*args) -> None:
+                    cd.tick(*args)
+                    for f in preparing:  # a JVM that cannot be profiled stops the warm-up at once
+                        if f.done() and f.exception() is not None:
+                            raise f.exception()
                 warm = _plan(settings, tps, warmup, "warmup", run_dir / "k6-warmup-summary.json")
                 if settings.load_workers > 1:
-                    fkworkers.run_workers(warm, settings.load_workers, run_dir, k6_path, tick=cd.tick, preflight=False)
+                    fkworkers.run_workers(warm, settings.load_workers, run_dir, k6_path, tick=tick, preflight=False)
                 else:
-                    fkload.run_load(warm, k6_path, tick=cd.tick, log_path=run_dir / "k6-warmup.log", preflight=False)
+                    fkload.run_load(warm, k6_path, tick=tick, log_path=run_dir / "k6-warmup.log", preflight=False)
                 cd.done()
                 timeline["warmup_ended"] = runs.now_iso()
+            profs.sessions.extend(f.result() for f in preparing)
+            for sess in profs.sessions:
+                ui.say(f"{sess.label}: JVM pid {sess.pid} ({sess.jvm.version or 'version unknown'})"
+                       + (f"; missing flags: {' '.join(sess.jvm.flags_missing)}" if sess.jvm.flags_missing else ""))
             if load:
                 measure = _plan(settings, tps, duration + LOAD_MARGIN_S, "measure", run_dir / "k6-summary.json")
                 k6run = (fkworkers.K6Workers(measure, settings.load_workers, run_dir, k6_path)

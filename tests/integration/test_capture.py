@@ -60,6 +60,22 @@ def test_cpu_on_order_service_finds_pricing_engine(demo_stack):
     assert "engine" in p.stdout or "samples" in p.stdout
 
 
+def test_one_host_jvm_converts_many_recordings_and_names_the_failed_job(demo_stack, tmp_path):
+    from flamekit.capture import convert
+    _, run = profile(demo_stack, "order-service", "cpu")
+    jfr = run / "order-service" / "profile.jfr"
+    jfrconv = ROOT / "docker" / "profiling" / "async-profiler" / "bin" / "jfrconv"
+    jobs = [["--cpu", str(jfr), str(tmp_path / "cpu.collapsed")],
+            ["--cpu", str(tmp_path / "absent.jfr"), str(tmp_path / "absent.collapsed")],
+            ["--cpu", "--inverted", str(jfr), str(tmp_path / "cpu.html")]]
+    status = convert.run_batch(jfrconv, jobs)
+    assert status[0] is None and status[2] is None, status
+    assert isinstance(status[1], str) and "absent.jfr" in status[1], status
+    # the same stacks as the capture's own conversion
+    assert (tmp_path / "cpu.collapsed").read_text() == (run / "order-service" / "cpu.collapsed").read_text()
+    assert (tmp_path / "cpu.html").read_text().lstrip().lower().startswith("<!doctype html")
+
+
 def test_alloc_on_order_service_finds_order_json(demo_stack):
     _, run = profile(demo_stack, "order-service", "alloc")
     cap = capture_of(run, "order-service", "alloc")

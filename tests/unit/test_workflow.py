@@ -177,3 +177,31 @@ def test_a_full_runs_dir_is_refused_before_anything_starts(s, fake_load, monkeyp
     with pytest.raises(ReportError, match="MB free"):
         run(s, t)
     assert t.log == [] and not any(s.runs_dir.iterdir())
+
+
+def test_the_jvm_search_overlaps_the_warm_up_and_a_failure_ends_it_at_once(s, fake_load, monkeypatch):
+    import threading
+    from tests.unit.fakes import PROC_LIST_COMMAND
+
+    class NoJava(FakeTarget):
+        def exec_result(self, where, command):
+            if list(command) == PROC_LIST_COMMAND:
+                threading.Event().wait(0.05)  # the search takes a moment, as docker exec does
+                return 0, "1\tsh\tsh -c sleep infinity\n", ""
+            return super().exec_result(where, command)
+
+    ticks = []
+
+    def warm_up(plan, k6, tick=None, log_path=None, preflight=True):
+        for i in range(400):  # a 20 s warm-up at 50 ms a tick, unless a tick raises
+            ticks.append(i)
+            tick(i * 0.05, 20 - i * 0.05)
+            threading.Event().wait(0.05)
+    monkeypatch.setattr(wf.fkload, "run_load", warm_up)
+    t = NoJava()
+    with pytest.raises(CaptureError) as exc:
+        run(s, t, warmup=20)
+    assert "java" in str(exc.value).lower()
+    assert 0 < len(ticks) < 100            # the warm-up began and was cut short
+    assert "start" not in actions(t)       # no profiler was started
+    assert manifest(s)["status"] == "failed"
