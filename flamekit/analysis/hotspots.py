@@ -14,6 +14,7 @@ ranks a capture (``from flamekit.analysis import hotspots``).
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -186,6 +187,7 @@ def _has_prefix(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".") or name.startswith(prefix + "$")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # called for every frame of every stack, on few distinct frames
 def _is_app(name: str, prefixes: tuple[str, ...] | None) -> bool:
     """:func:`is_app_frame` on an already cleaned frame."""
     if not _JAVA_METHOD_RE.match(name):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -101,9 +102,10 @@ def show_override(settings: Settings, write: Path | None) -> None:
         ui.say(fkoverride.render(fkoverride.generate(settings, resolved, envs)).rstrip("\n"))
 
 
-def profiling_checks(settings: Settings, target) -> None:
+def profiling_checks(settings: Settings, target, lines: list[str] | None = None) -> None:
+    """Print the profiling checks (run them now unless their ``lines`` are given)."""
     from ..capture.checks import verify
-    for line in verify(target, settings):
+    for line in verify(target, settings) if lines is None else lines:
         (ui.warn if line.startswith("warning") else ui.say)(line)
 
 
@@ -168,9 +170,12 @@ def profile_all(settings: Settings, services: Sequence[str], events: Sequence[st
         states = target.wait_healthy(settings.wait_timeout)
         ui.ok(f"healthy in {time.monotonic() - steps['stack up with profiling']:.1f}s: "
               + ", ".join(dict.fromkeys(x.service for x in states)))
-        profiling_checks(settings, target)
-        step(5, "sample data")
-        sample_data(settings)
+        step(5, "sample data and profiling checks")
+        from ..capture.checks import verify
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checks") as ex:
+            checking = ex.submit(verify, target, settings)  # docker execs, while the gateway takes the data
+            sample_data(settings)
+            profiling_checks(settings, target, checking.result())
         step(6, f"capture {', '.join(events)} of {', '.join(services)} in one load window")
         run_dir = None
         try:
