@@ -160,8 +160,8 @@ class ComposeTarget(EngineContainers, Target):
 
     def down(self) -> None:
         with compose_environment(self.env), docker_errors("docker compose down"):
-            # no timeout of ours: each service's stop_grace_period applies (the demo's is 2 s,
-            # since sh as PID 1 ignores SIGTERM; a forced 10 s here cost ~30 s per teardown)
+            # no timeout of ours: each service's stop_grace_period applies (a forced 10 s here
+            # cost ~30 s per teardown of a stack whose PID 1 ignores SIGTERM)
             self.docker.compose.down(volumes=True, remove_orphans=True, quiet=True)
 
     def ps(self) -> list[ServiceState]:
