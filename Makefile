@@ -18,8 +18,11 @@ setup: $(VENV)/.installed  ## virtualenv with the pinned requirements
 
 bootstrap: setup  ## Docker engine, compose plugin, base images, async-profiler
 	$(INV) engine
-	$(INV) base-images
-	$(INV) download-profiler
+	@# the profiler download (Maven Central) runs while debootstrap builds the base images
+	$(INV) download-profiler > .download-profiler.log 2>&1 & dl=$$!; \
+	  $(INV) base-images; rc=$$?; \
+	  if wait $$dl; then tail -n 1 .download-profiler.log; else cat .download-profiler.log; rc=1; fi; \
+	  rm -f .download-profiler.log; exit $$rc
 
 demo: bootstrap  ## the main job on the demo stack: ends with the report's path
 	$(INV) profile-all

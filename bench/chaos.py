@@ -48,7 +48,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 PHASES = ("prepare", "warm-up", "start", "capture", "stop", "convert", "copy", "finish", "exited")
 SERVICE = "order-service"
 PROFILER_MARGIN_S = 30      # flamekit.capture.session.MARGIN_S: asprof start --timeout = duration + 30
-LOAD_MARGIN_S = 3           # flamekit.workflow.profile.LOAD_MARGIN_S
+LOAD_MARGIN_S = 2           # flamekit.workflow.profile.LOAD_MARGIN_S
 INTERRUPT_WAIT_S = 120      # SIGINT/SIGTERM: the command must exit (after its cleanup) within this
 QUICK_EXPECTED_S = 24.0     # `inv profile --event all --duration 6 --warmup 2` on 2 shared cores: 24-27 s
 SETTLE_S = 2.0              # SIGINT/SIGTERM: profilers and k6 must be gone this soon after the exit

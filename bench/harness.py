@@ -12,7 +12,13 @@
 3. With ``--replicas N`` (full mode: 3): `inv profile --event cpu` of order-service at N
    compose replicas against one replica, same warm-up and duration (the wall-time ratio), and
    the merged priceOrder share against the replicas' sample-weighted mean.
-4. For every command, the harness's peak memory: the inv (Python) process's own peak RSS
+4. With ``--cold-demo`` (never in quick mode): `make demo` on a clean clone of HEAD after the
+   demo and base images are removed and the Docker engine this machine runs is stopped (by
+   its PID, and only when no container runs): engine start, base images, profiler download,
+   every profile-all step. docker.io stays installed and pip/apt caches stay warm.
+5. Every time is also given as a ratio to the load window (warm-up + duration): the window is
+   the physical floor, everything above 1.0 is harness.
+6. For every command, the harness's peak memory: the inv (Python) process's own peak RSS
    (VmHWM, polled every 0.5 s), the peak of the summed RSS of inv and everything it runs (k6,
    docker CLI), and wait4's ru_maxrss (the largest single process of that tree).
 """
@@ -41,7 +47,8 @@ def profile_run(st: c.BenchStack, event: str, duration: int, warmup: int) -> dic
     res = st.inv("profile", "--service", "order-service", "--event", event, "--duration", str(duration),
                  "--warmup", str(warmup), check=False, timeout=900)
     out = {"command": f"profile --event {event}", "event": event, "rc": res.returncode, "wall_s": res.wall_s,
-           "beyond_s": res.wall_s - warmup - duration, "run_dir": str(res.run_dir() or ""), **mem(res)}
+           "beyond_s": res.wall_s - warmup - duration, "window_ratio": res.wall_s / (warmup + duration),
+           "run_dir": str(res.run_dir() or ""), **mem(res)}
     if not res.ok:
         out["error"] = res.tail(4)
         return out
@@ -99,7 +106,8 @@ def profile_all_run(st: c.BenchStack, services: str | None, events: str | None, 
         res = st.inv(*args, "--keep-up", check=False, timeout=1800)
         left = []
     out = {"command": f"profile-all {nsvc} service(s)", "services": nsvc, "cold": cold, "rc": res.returncode,
-           "wall_s": res.wall_s, "beyond_s": res.wall_s - warmup - duration, "phases": phases(res),
+           "wall_s": res.wall_s, "beyond_s": res.wall_s - warmup - duration,
+           "window_ratio": res.wall_s / (warmup + duration), "phases": phases(res),
            "containers_left": len(left), **mem(res)}
     if not res.ok:
         out["error"] = res.tail(4)
@@ -168,6 +176,77 @@ def replicas_only(args, duration: int, warmup: int, repeats: int, n: int) -> int
     return bench.finish({"replicas": f}, [], body, {"duration": duration, "warmup": warmup, "repeats": repeats, "n": n})
 
 
+#: `make demo` milestones: (name, the first output line that starts it; make echoes each command).
+DEMO_MARKS = (("make setup (venv, pip)", r"^"), ("engine (start dockerd)", r"^\S*inv engine$"),
+              ("base images (debootstrap), profiler download alongside", r"^\S*inv download-profiler "),
+              ("profile-all (images build, stack, 75 s window, report, down)", r"^\S*inv profile-all"))
+
+
+def _engine_pid() -> int | None:
+    try:
+        return int(Path("/var/run/docker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cold_make_demo(bench: c.Bench) -> dict:
+    """`make demo` in a clean clone of HEAD with no engine running and no demo or base images."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    import time
+    ps = subprocess.run(["docker", "ps", "-q"], capture_output=True, text=True)
+    if ps.returncode == 0 and ps.stdout.strip():
+        bench.problems.append("--cold-demo skipped: containers are running (stop them first)")
+        return {}
+    if ps.returncode == 0:
+        imgs = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                              text=True).stdout.split()
+        mine = [i for i in imgs if i.startswith("flamekit")]
+        if mine:
+            subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True)
+        pid = _engine_pid()
+        if pid:
+            c.say(f"stopping the Docker engine (pid {pid}) for a cold start")
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(300):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
+    tmp = Path(tempfile.mkdtemp(prefix="flamekit-cold-"))
+    try:
+        subprocess.run(["git", "clone", "-q", str(c.ROOT), str(tmp / "clone")], check=True)
+        c.say("cold `make demo` on a clean clone (engine stopped, no images, no profiler)")
+        res = c.run_command(["make", "demo"], dict(os.environ), cwd=tmp / "clone", timeout=3600)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out: dict = {"rc": res.returncode, "wall_s": res.wall_s, "window_s": 75, "window_ratio": res.wall_s / 75}
+    marks = []
+    for name, pattern in DEMO_MARKS:
+        t = 0.0 if pattern == "^" else res.first_line_time(pattern)
+        if t is not None:
+            marks.append((t, name))
+    marks.sort()
+    out["phases"] = {name: nxt - t for (t, name), nxt in zip(marks, [m[0] for m in marks[1:]] + [res.wall_s])}
+    out["profile_all_steps"] = phases(res)
+    if res.returncode != 0:
+        bench.problems.append(f"cold make demo failed: {res.tail(4)}")
+    c.say(f"  cold make demo: {res.wall_s:.0f} s (x{res.wall_s / 75:.2f} the 75 s load window)")
+    return out
+
+
+def cold_demo_section(d: dict) -> str:
+    rows = [[name, c.fmt_num(v, 1, " s"), c.fmt_num(v / d["window_s"], 2)] for name, v in d["phases"].items()]
+    rows += [[f"  profile-all [{k.split(' ', 1)[0]}/8] {k.split(' ', 1)[1]}", c.fmt_num(v, 1, " s"),
+              c.fmt_num(v / d["window_s"], 2)] for k, v in sorted(d["profile_all_steps"].items()) if not k.startswith("0 ")]
+    return (f"Cold `make demo` (clean clone of HEAD, engine stopped, demo and base images removed, no "
+            f"profiler; docker.io installed and pip/apt caches warm): **{d['wall_s']:.0f} s** to the report, "
+            f"x{d['window_ratio']:.2f} its 75 s load window (15 s warm-up + 60 s).\n\n"
+            + c.md_table(["phase", "time", "x window"], rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = c.parser(__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=None, help="runs of each command (default 3/2, quick 1)")
@@ -176,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replicas", type=int, default=None,
                     help="also time `inv profile` at N order-service replicas against one (default 3; quick 0: skipped)")
     ap.add_argument("--only-replicas", action="store_true", help="run only the replica comparison")
+    ap.add_argument("--cold-demo", action="store_true",
+                    help="also time `make demo` on a clean clone with the engine stopped and the images removed "
+                         "(refused while any container runs; not in quick mode)")
     args = ap.parse_args(argv)
     c.check_args(ap, args)
     quick = args.quick
@@ -189,8 +271,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only_replicas:
         return replicas_only(args, duration, warmup, args.repeats or 2, args.replicas or 3)
+    if args.cold_demo and quick:
+        ap.error("--cold-demo measures a full `make demo`: not with --quick")
     bench = c.Bench("harness", "Harness cost (`bench/harness.py`)", args)
     runs: list[dict] = []
+    cold_demo: dict = {}
     n_replicas = args.replicas if args.replicas is not None else (0 if quick else 3)
     replica_figures: dict = {}
     with bench, c.demo_stack(args, "harness", bench.workdir, bench) as st:
@@ -221,9 +306,12 @@ def main(argv: list[str] | None = None) -> int:
                 if r["containers_left"]:
                     bench.problems.append(f"inv profile-all ({nsvc} services) left {r['containers_left']} containers")
 
+    if args.cold_demo:
+        cold_demo = cold_make_demo(bench)
     figures: dict = {"profile": {}, "profile_all": {}, "replicas": replica_figures}
     rows = []
-    keys = (("wall_s", "wall time", " s"), ("beyond_s", "beyond warm-up + duration", " s"),
+    keys = (("wall_s", "wall time", " s"), ("window_ratio", "wall time / load window (warm-up + duration)", ""),
+            ("beyond_s", "beyond warm-up + duration", " s"),
             ("before_capture_s", "  of which before the capture", " s"),
             ("after_capture_s", "  of which after the capture", " s"),
             ("inv_peak_mib", "inv process peak RSS", " MiB"), ("tree_peak_mib", "inv + children peak RSS", " MiB"),
@@ -244,12 +332,16 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([label] + [c.fmt_spread(f[k], 1, unit) for _, f in cols])
     one, four = figures["profile_all"]["1"], figures["profile_all"]["4"]
     figures["profile_all_four_over_one"] = c.ratio(four["wall_s"]["mean"], one["wall_s"]["mean"])
+    window = warmup + duration
     phase_rows = []
     for p in sorted(set(one.get("phases", {})) | set(four.get("phases", {})), key=lambda x: int(x.split()[0])):
+        m1, m4 = one["phases"].get(p, {}).get("mean"), four["phases"].get(p, {}).get("mean")
         phase_rows.append([f"[{p.split(' ', 1)[0]}/8] {p.split(' ', 1)[1]}" if not p.startswith("0 ")
                            else p.split(" ", 1)[1],
                            c.fmt_spread(one["phases"].get(p, {}), 1, " s"),
-                           c.fmt_spread(four["phases"].get(p, {}), 1, " s")])
+                           c.fmt_num(None if m1 is None else m1 / window, 2),
+                           c.fmt_spread(four["phases"].get(p, {}), 1, " s"),
+                           c.fmt_num(None if m4 is None else m4 / window, 2)])
     c.say(f"profile-all 4 services / 1 service wall time: x{c.fmt_num(figures['profile_all_four_over_one'], 2)}")
     body = "\n".join([
         f"Warm-up {warmup} s and capture {duration} s for every command, 25 TPS; "
@@ -270,8 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         "the wall time of one service at the same duration (one load window for all; the extra time is "
         "start-up of more containers and the per-service collection and conversion). Time per step:",
         "",
-        c.md_table(["step", "1 service", "4 services"], phase_rows),
+        c.md_table(["step", "1 service", "x window", "4 services", "x window"], phase_rows),
     ])
+    if cold_demo:
+        figures["cold_make_demo"] = cold_demo
+        body += "\n\n" + cold_demo_section(cold_demo)
     settings = {"duration": duration, "warmup": warmup, "profile_repeats": n_profile, "profile_all_repeats": n_all,
                 "profile_events": profile_events, "profile_all_events": pa_events or "cpu,alloc,wall,lock",
                 "cold_profile_all": cold}

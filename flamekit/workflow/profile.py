@@ -29,9 +29,10 @@ from ..signals import SignalGuard
 
 log = logging.getLogger(__name__)
 
-# k6 runs this much longer than the capture window: the profilers start after k6 and stop at
-# the end of the window, so the whole window is under load.
-LOAD_MARGIN_S = 3
+# k6 runs this much longer than the capture window: the profilers start after k6 (0.1 s for
+# one JVM, 0.6 s for four, measured) and stop at the end of the window, so the whole window
+# is under load. Whatever is left of it after the collection is time the user waits.
+LOAD_MARGIN_S = 2
 PARALLEL = 4
 
 
