@@ -103,17 +103,18 @@ GT_COUNTERS = {
     "alloc": {"value": "orderJsonAllocatedBytes", "calls": "orderJsonCalls", "unit": "bytes"},
     "lock": {"value": "reserveLockWaitNanos", "calls": "reserveCalls", "unit": "ns",
              "others": ("releaseLockWaitNanos",)},
-    "wall": {"value": "authorizeSleepNanos", "calls": "authorizeCalls", "unit": "ns"},
+    "wall": {"value": "authorizeSleepNanos", "calls": "authorizeCalls", "unit": "ns", "total": "handlerNanos"},
 }
 #: What the ground-truth share is a share of (flamekit's: the capture's samples or weight).
 GT_SHARE_OF = {
-    "cpu": "order-service JVM CPU (`getProcessCpuTime`)",
+    "cpu": "order-service container CPU (cgroup, the report's service CPU)",
     "alloc": "bytes allocated by order-service's live threads",
     "lock": "wait for the ledger monitor (`reserve` + `release`)",
-    "wall": "n/a (no service-wide wall total)",
+    "wall": "request-handling wall time of payment-service's pool threads (dispatch to close)",
 }
 GT_PERIOD_S = 0.5
 CPU_INTERVAL_NS = 10_000_000  # async-profiler's default cpu interval (10 ms) when the run names none
+WALL_INTERVAL_NS = 20_000_000  # flamekit's wall interval (capture/session.py WALL_INTERVAL)
 
 
 def parse_interval_ns(text: str | None, default: int | None = CPU_INTERVAL_NS) -> int | None:
@@ -208,28 +209,38 @@ def ground_truth(p_key: str, d: dict[str, float], window_s: float, cgroup_cpu_s:
     if p_key == "cpu" and value is not None:
         out["share_of_process_cpu"] = c.ratio(value, d.get("processCpuNanos"))
         out["share_of_cgroup_cpu"] = c.ratio(value / 1e9, cgroup_cpu_s)
-        out["share"] = out["share_of_process_cpu"]
+        # the service's CPU as the report states it: the container's cgroup over the window
+        out["share"] = out["share_of_cgroup_cpu"] if cgroup_cpu_s else out["share_of_process_cpu"]
     elif p_key == "alloc" and value is not None:
         out["share"] = c.ratio(value, d.get("allocatedBytes"))
     elif p_key == "lock" and value is not None:
         others = [d.get(k) for k in spec["others"]]
         out["share"] = c.ratio(value, value + sum(x or 0.0 for x in others))
-    else:
-        out["share"] = None  # no service-wide total of wall time to take a share of
+    elif p_key == "wall" and value is not None:
+        out["handler_s"] = (d["handlerNanos"] / 1e9) if "handlerNanos" in d else None
+        out["share"] = c.ratio(value, d.get("handlerNanos"))  # of the request-handling time
     return out
 
 
-def flamekit_estimate(p_key: str, m: dict, cap, calls: float | None) -> dict:
+def flamekit_estimate(p_key: str, m: dict, cap, calls: float | None, cgroup_cpu_s: float | None = None) -> dict:
     """flamekit's figures for the same window: the method's total (self + callees) share, and
-    its cost per call from the samples (cpu: samples x interval; alloc/lock: the captured weight)."""
+    its cost per call from the samples (cpu: samples x interval; alloc/lock: the captured weight;
+    wall: the request threads' samples under the method x the wall interval). The cpu share is
+    of the container's cgroup CPU, as the report states the service's CPU; the share of the
+    profile's own samples is kept as ``sample_share``."""
     total = m.get("total_share")
-    out: dict = {"share": total, "self_share": m.get("self_share"), "value": None, "per_call": None}
+    out: dict = {"share": total, "sample_share": total, "self_share": m.get("self_share"), "value": None,
+                 "per_call": None}
     if p_key == "cpu":
         interval = parse_interval_ns(cap.interval)
         out["interval_ns"] = interval
         out["cpu_s"] = (cap.samples or 0) * interval / 1e9 if interval else None
         if total is not None and interval:
             out["value"] = total * (cap.samples or 0) * interval
+            if cgroup_cpu_s:
+                out["share"] = out["value"] / (cgroup_cpu_s * 1e9)
+    elif p_key == "wall":
+        out.update(request_wall_estimate(cap, m))
     elif p_key == "alloc":
         out["share"] = m.get("total_share")
         if total is not None and cap.weight_total:
@@ -238,10 +249,29 @@ def flamekit_estimate(p_key: str, m: dict, cap, calls: float | None) -> dict:
         out["share"] = m.get("total_share")
         if total is not None and cap.weight_total:
             out["value"] = total * cap.weight_total
-    # wall: samples x interval needs the wall sampler's thread subsetting: no per-call estimate
     if out["value"] is not None and calls:
         out["per_call"] = out["value"] / calls
     return out
+
+
+def request_wall_estimate(cap, m: dict) -> dict:
+    """The planted method's share of the request threads' wall samples (the report's request
+    wall view: threads that ran application code, stacks with an application frame) and its
+    wall ns (samples x the wall interval; async-profiler's wall sampler spreads its ticks so
+    each thread is sampled about once per interval, whatever the thread count)."""
+    from flamekit.analysis.collapsed import parse_collapsed
+    from flamekit.analysis.hotspots import share_of
+    from flamekit.analysis.threads import request_wall
+    path = cap.file("threads_collapsed")
+    if path is None:
+        return {"share": None, "error": "no wall.threads.collapsed in the run"}
+    req = request_wall(parse_collapsed(path), cap.app_packages).profile
+    if not req.total:
+        return {"share": None, "error": "no request-thread wall samples"}
+    _, total_share = share_of(req, m.get("method") or "demo.payment.CardAuthorizer.authorize", "wall")
+    interval = parse_interval_ns(cap.interval, WALL_INTERVAL_NS) or WALL_INTERVAL_NS
+    return {"share": total_share, "request_samples": req.total, "interval_ns": interval,
+            "value": total_share * req.total * interval, "request_wall_s": req.total * interval / 1e9}
 
 
 def _norm(text: str) -> str:
@@ -313,7 +343,8 @@ def compare_window(p: Planted, m: dict, cap, manifest: dict, poller: GroundTruth
     d = window_deltas(poller.readings, t0, t1)
     gt = ground_truth(p.key, d, t1 - t0, meta.get("cgroup_cpu_s"))
     m["ground_truth"] = gt
-    m["flamekit"] = flamekit_estimate(p.key, m, cap, gt.get("calls"))
+    m["flamekit"] = flamekit_estimate(p.key, dict(m, method=p.method), cap, gt.get("calls"),
+                                      meta.get("cgroup_cpu_s"))
     if gt.get("value") is None:
         bench.problems.append(f"{label} {p.key}: {poller.url} has no {GT_COUNTERS[p.key]['value']} counter "
                               "(an image older than the ground-truth endpoint?)")
@@ -488,6 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         if p.key == "cpu":
             g["share_of_cgroup_cpu"] = c.summary(x.get("share_of_cgroup_cpu") for x, _ in gts)
+            g["share_of_process_cpu"] = c.summary(x.get("share_of_process_cpu") for x, _ in gts)
+            g["flamekit_sample_share"] = c.summary(f.get("sample_share") for _, f in gts)
+            g["sample_share_minus_process_share_points"] = c.summary(
+                (f["sample_share"] - x["share_of_process_cpu"]) * 100 for x, f in gts
+                if f.get("sample_share") is not None and x.get("share_of_process_cpu") is not None)
             g["sampled_cpu_over_process_cpu"] = c.summary(c.ratio(f.get("cpu_s"), x.get("process_cpu_s"))
                                                           for x, f in gts)
         figures["hotspots"][p.key]["ground_truth"] = g
@@ -582,23 +618,31 @@ def main(argv: list[str] | None = None) -> int:
         "the capture's `profiler_started` and `profiler_stopped` times from the run manifest (set when "
         "`asprof start`/`stop` returned, so both edges lag the real ones by the exec latency, a few "
         "hundred ms at most). Ground truth = the counters' growth over that window. flamekit's share "
-        "is the method's *total* share (self + callees: the counters include callees), of cpu "
-        "samples, allocated bytes or lock-wait ns; its cost per call is, for cpu, the method's samples "
-        "x the sampling interval (10 ms unless set), for alloc and lock the method's captured weight, "
-        "each divided by the calls the service counted in the window (one per k6 iteration). Process "
-        "CPU has a 10 ms resolution, negligible over a 30 s window but not in quick mode's 4 s. "
-        "flamekit's lock share is of every lock-wait in the JVM (pool queues included), the "
-        "ground truth's of the ledger monitor only; wall time has no per-call estimate (the "
-        "wall-clock sampler samples a subset of threads per tick).",
+        "is the method's *total* share (self + callees: the counters include callees): for cpu its "
+        "samples x the interval over the container's cgroup CPU in the window (the service CPU the "
+        "report states; the ground truth's thread CPU over the same cgroup CPU), for alloc of the "
+        "allocated bytes, for lock of the lock-wait ns, for wall of the request threads' wall samples "
+        "(the report's request view; the ground truth: the sleep over the pool threads' time from "
+        "dispatch to close, counter `handlerNanos`). Its cost per call is, for cpu, the method's "
+        "samples x the sampling interval (10 ms unless set), for alloc and lock the method's captured "
+        "weight, for wall the method's request-thread samples x 20 ms, each divided by the calls the "
+        "service counted in the window (one per k6 iteration). Process CPU has a 10 ms resolution, "
+        "negligible over a 30 s window but not in quick mode's 4 s. flamekit's lock share is of every "
+        "lock-wait in the JVM (pool queues included), the ground truth's of the ledger monitor only.",
         "",
         c.md_table(["hotspot", "method", "ground-truth share of", "ground truth: share", "flamekit: total share",
                     "difference (points)", "ground truth: per call", "flamekit: per call",
                     "flamekit / truth per call", "calls in window"], gtrows, "lllrrrrrrr"),
         "",
         *([f"CPU sampled by flamekit (samples x interval) over the JVM's own process CPU in the same window: "
-           f"{c.fmt_spread(figures['hotspots']['cpu']['ground_truth']['sampled_cpu_over_process_cpu'], 2)}; "
-           f"`priceOrder` over the container's cgroup CPU (the capture's `cgroup_cpu_s`): "
-           f"{c.fmt_spread(figures['hotspots']['cpu']['ground_truth']['share_of_cgroup_cpu'], pct=True)}.", ""]
+           f"{c.fmt_spread(figures['hotspots']['cpu']['ground_truth']['sampled_cpu_over_process_cpu'], 2)}. "
+           f"Taken as shares of the profile's own samples instead: flamekit "
+           f"{c.fmt_spread(figures['hotspots']['cpu']['ground_truth']['flamekit_sample_share'], pct=True)} against "
+           f"`priceOrder`'s thread CPU over the JVM's process CPU "
+           f"{c.fmt_spread(figures['hotspots']['cpu']['ground_truth']['share_of_process_cpu'], pct=True)}, "
+           f"{c.fmt_num(figures['hotspots']['cpu']['ground_truth']['sample_share_minus_process_share_points']['mean'])}"
+           " points apart: samples the profiler loses (outside the JVM's Java threads, or during GC) are "
+           "missing from the denominator of a sample share, not from a cgroup share.", ""]
           if figures["hotspots"].get("cpu", {}).get("ground_truth", {}).get("runs") else []),
         *([fresh_note, ""] if fresh_note else []),
     ]

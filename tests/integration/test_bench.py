@@ -146,6 +146,9 @@ def test_accuracy(bench_stack, tmp_path):
         assert share(h["top_fraction"])
         assert h["designed_share"] is None or share(h["designed_share"])
         assert positive(h["samples"]["mean"])
+        g = h["ground_truth"]  # every planted method against the demo's own counters, wall included
+        assert g["runs"] == 2 and share(g["share"]["mean"]) and share(g["flamekit_share"]["mean"]), (key, g)
+        assert positive(g["per_call_ratio"]["mean"]), (key, g)
     dp = f["doubled_pricing"]
     assert share(dp["baseline_share"]) and share(dp["doubled_share"]) and share(dp["predicted_share"])
     assert isinstance(dp["moved_up"], bool) and dp["pricing_cost"] == "2"

@@ -176,3 +176,15 @@ def test_designed_shares_need_the_readme_to_still_say_them():
 def test_predicted_share_when_the_pricing_cost_doubles():
     assert accuracy.predicted_doubled(0.6) == pytest.approx(0.75)
     assert accuracy.predicted_doubled(None) is None
+
+
+def test_ground_truth_wall_share_is_of_the_request_handling_time():
+    d = {"authorizeSleepNanos": 8e9, "authorizeCalls": 200, "handlerNanos": 10e9}
+    gt = accuracy.ground_truth("wall", d, 30.0, None)
+    assert gt["share"] == 0.8 and gt["per_call"] == 4e7 and gt["handler_s"] == 10.0
+
+
+def test_ground_truth_cpu_share_is_of_the_cgroup_cpu_when_known():
+    d = {"pricingCpuNanos": 6e9, "pricingCalls": 750, "processCpuNanos": 8e9}
+    assert accuracy.ground_truth("cpu", d, 30.0, 10.0)["share"] == 0.6   # of the container's 10 s
+    assert accuracy.ground_truth("cpu", d, 30.0, None)["share"] == 0.75  # else of the process CPU

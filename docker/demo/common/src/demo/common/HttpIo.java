@@ -41,7 +41,15 @@ public final class HttpIo {
         return server;
     }
 
+    /**
+     * Ground truth (GET /debug/ground-truth): wall time the pool threads spent handling requests
+     * (from dispatch to close), the denominator of a request-thread wall share.
+     */
+    private static final java.util.concurrent.atomic.LongAdder HANDLER_NANOS = GroundTruth.counter("handlerNanos");
+    private static final java.util.concurrent.atomic.LongAdder HANDLER_CALLS = GroundTruth.counter("handlerCalls");
+
     private static void dispatch(String service, Handler handler, HttpExchange exchange) {
+        long t0 = System.nanoTime();
         try {
             handler.handle(exchange, exchange.getRequestMethod(), exchange.getRequestURI().getPath());
         } catch (IllegalArgumentException ex) {
@@ -52,6 +60,8 @@ public final class HttpIo {
             sendQuietly(exchange, 500, error("internal error: " + ex.getClass().getSimpleName()));
         } finally {
             exchange.close();
+            HANDLER_NANOS.add(System.nanoTime() - t0);
+            HANDLER_CALLS.increment();
         }
     }
 
