@@ -109,3 +109,25 @@ def test_pages_load_in_chromium_without_errors(full_run, own_stack, tmp_path):
         assert errors == [], (page, errors)
         data = png.read_bytes()
         assert len(data) > 5000  # a blank 1200x800 PNG compresses to far less
+
+
+def _colored_share(png, y0: int, y1: int) -> float:
+    """Share of clearly coloured pixels (frames; the page background is white or grey) in rows y0..y1."""
+    from PIL import Image
+    im = Image.open(png).convert("HSV")
+    band = im.crop((0, y0, im.width, y1))
+    sats = band.getchannel("S").get_flattened_data()
+    return sum(1 for v in sats if v > 40) / max(1, len(sats))
+
+
+@pytest.mark.browser
+def test_flame_graph_opens_with_its_widest_frames_in_view_at_1366x768(full_run, own_stack, tmp_path):
+    """The icicle layout (--inverted): the root and the wide frames under it fill the top of a
+    laptop screen, where the default layout opened a deep JVM graph on blank space."""
+    from tests.integration.browser import load_in_chromium
+    page = sorted((own_stack.out / "flamegraphs").glob("order-service-cpu-*.html"))[0]
+    errors, png = load_in_chromium(page, tmp_path / "first-screen.png", window_size="1366,768")
+    assert errors == []
+    top = _colored_share(png, 45, 200)       # under the title bar: "all" and the frames below it
+    bottom = _colored_share(png, 620, 768)   # the narrow leaves, or nothing
+    assert top > 0.5 and top > bottom, (top, bottom)
