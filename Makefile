@@ -18,11 +18,14 @@ setup: $(VENV)/.installed  ## virtualenv with the pinned requirements
 
 bootstrap: setup  ## Docker engine, compose plugin, base images, async-profiler
 	$(INV) engine
-	@# the profiler download (Maven Central) runs while debootstrap builds the base images
-	$(INV) download-profiler > .download-profiler.log 2>&1 & dl=$$!; \
+	@# the profiler download (Maven Central) runs while debootstrap builds the base images;
+	@# asprof is then checked in a container of the runtime image, which exists only after both
+	$(INV) download-profiler --no-check > .download-profiler.log 2>&1 & dl=$$!; \
+	  trap 'kill $$dl 2>/dev/null; rm -f .download-profiler.log' INT TERM; \
 	  $(INV) base-images; rc=$$?; \
-	  if wait $$dl; then tail -n 1 .download-profiler.log; else cat .download-profiler.log; rc=1; fi; \
-	  rm -f .download-profiler.log; exit $$rc
+	  if ! wait $$dl; then cat .download-profiler.log; rc=1; fi; \
+	  rm -f .download-profiler.log; [ $$rc = 0 ] || exit $$rc
+	$(INV) download-profiler
 
 demo: bootstrap  ## the main job on the demo stack: ends with the report's path
 	$(INV) profile-all

@@ -127,12 +127,14 @@ def sample_data(c, file=None, verbose=False):
                  source="github, maven or archive; default: github, then maven",
                  archive="a .tar.gz or .zip of an async-profiler release you already have (implies --source archive)",
                  arch="x64 or arm64; default: the Docker engine's architecture",
-                 force="download and install again even when installed and verified"))
+                 force="download and install again even when installed and verified",
+                 no_check="skip running asprof --version in a container of the runtime image"))
 @user_errors
-def download_profiler(c, version=None, source=None, archive=None, arch=None, force=False, verbose=False):
+def download_profiler(c, version=None, source=None, archive=None, arch=None, force=False, no_check=False,
+                      verbose=False):
     """Download, verify and install async-profiler for the containers' architecture."""
     from flamekit.workflow.setup import download_profiler as download
-    download(settings(c), version, source, archive, arch, force)
+    download(settings(c), version, source, archive, arch, force, prove=not no_check)
 
 
 @task(help=helps("privileges", "jvm_flags", write="write the override to this path (default: print it)"))

@@ -205,7 +205,7 @@ def ground_truth(p_key: str, d: dict[str, float], window_s: float, cgroup_cpu_s:
     out: dict = {"window_s": window_s, "value": value, "calls": calls, "unit": spec["unit"],
                  "per_call": (value / calls) if value is not None and calls else None,
                  "process_cpu_s": (d["processCpuNanos"] / 1e9) if "processCpuNanos" in d else None,
-                 "cgroup_cpu_s": cgroup_cpu_s}
+                 "cgroup_cpu_s": cgroup_cpu_s, "share": None}
     if p_key == "cpu" and value is not None:
         out["share_of_process_cpu"] = c.ratio(value, d.get("processCpuNanos"))
         out["share_of_cgroup_cpu"] = c.ratio(value / 1e9, cgroup_cpu_s)
@@ -265,7 +265,7 @@ def request_wall_estimate(cap, m: dict) -> dict:
     path = cap.file("threads_collapsed")
     if path is None:
         return {"share": None, "error": "no wall.threads.collapsed in the run"}
-    req = request_wall(parse_collapsed(path), cap.app_packages).profile
+    req = request_wall(parse_collapsed(path), cap.app_packages).request
     if not req.total:
         return {"share": None, "error": "no request-thread wall samples"}
     _, total_share = share_of(req, m.get("method") or "demo.payment.CardAuthorizer.authorize", "wall")

@@ -69,7 +69,8 @@ def gate_one(bench: c.Bench, settings, baseline: str, run: str, arm: tuple, i: i
     worst = res.regressions[0] if res.regressions else None
     out.update(gate_s=round(time.monotonic() - t0, 1), exit=res.exit_code, headline=line,
                regressions=[f"{m.service} {m.event}: {m.method}" for m in res.regressions],
-               names_planted=bool(worst and worst.event == event and worst.method == method))
+               # the planted method named first, in its event or another (a JSON change costs CPU too)
+               names_planted=bool(worst and worst.method == method), named_event=worst.event if worst else None)
     m = _find(res, event, method)
     if m is not None:
         out.update(ratio=round(m.est.ratio, 3), lo=round(m.est.ratio_lo, 3), hi=round(m.est.ratio_hi, 3),

@@ -12,6 +12,7 @@ names the worst), 2 cannot judge (each reason named). docs/gate.md explains the 
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -132,9 +133,10 @@ class MethodCheck:
         """What the change adds to the service's cost per request, as a share of the baseline's
         total: +100 % of a 1 % method is +0.01, +50 % of a 60 % method +0.30. Worst first means
         largest impact first (a method's relative change alone would put a tiny method first)."""
-        if self.base_total <= 0:
-            return 0.0
-        return (self.est.cost_b - self.est.cost_a) / self.base_total
+        added = self.est.cost_b - self.est.cost_a
+        if self.base_total <= 0:  # nothing to compare with: any change is all of it
+            return math.copysign(math.inf, added) if added else 0.0
+        return added / self.base_total
 
 
 def _worst_first(ms, better: bool = False) -> list[MethodCheck]:

@@ -162,12 +162,9 @@ def _convert_on_host(jfrconv: Path, todo: list[Conversion], jfr: Path, dest: Pat
     status = run_batch(jfrconv, jobs, heap=HEATMAP_HEAP)
     rest = []
     for conv, out, st in zip(todo, outs, status):
-        if st is MISSING:
-            rest.append(conv)
-        elif st is not None:
+        if st is not None:  # never run, or failed in the shared JVM (its heap, say): once more on its own
             out.unlink(missing_ok=True)
-            if conv.fmt != "heatmap":
-                errors.setdefault(conv.event, f"jfrconv --{conv.event} -> {conv.suffix} failed: {st} ({label})")
+            rest.append(conv)
 
     def run_here(conv: Conversion) -> None:
         problem = _run_host(jfrconv, conv, jfr, dest / f"{conv.event}.{conv.suffix}", f"{title} {conv.event}")
@@ -282,23 +279,30 @@ def batch_command(jar: Path, java: str | None = None) -> list[str] | None:
     if java is None or not Path(jar).is_file():
         return None
     javac = Path(java).with_name("javac") if Path(java).with_name("javac").is_file() else shutil.which("javac")
+    try:
+        cache = _cache_dir()
+    except (OSError, RuntimeError) as exc:  # no home directory
+        log.info("no cache directory for the jfrconv batch launcher (%s)", exc)
+        return None
     if javac:
-        digest = hashlib.sha256(_BATCH_JAVA.encode()).hexdigest()[:12]
-        classes = _cache_dir() / f"jfrconv-batch-{digest}"
+        digest = hashlib.sha256((_BATCH_JAVA + "--release 11").encode()).hexdigest()[:12]
+        classes = cache / f"jfrconv-batch-{digest}"
         if not (classes / f"{_BATCH_CLASS}.class").is_file():
             try:
                 classes.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(prefix="batch-", dir=classes.parent) as tmp:
                     src = Path(tmp) / f"{_BATCH_CLASS}.java"
                     src.write_text(_BATCH_JAVA, encoding="utf-8")
-                    subprocess.run([str(javac), "-cp", str(jar), "-d", str(Path(tmp) / "out"), str(src)],
+                    # --release 11: any java that can run the source launcher can load the class
+                    subprocess.run([str(javac), "--release", "11", "-cp", str(jar), "-d", str(Path(tmp) / "out"),
+                                    str(src)],
                                    capture_output=True, text=True, timeout=120, check=True)
                     Path(tmp, "out").replace(classes)  # atomic: a concurrent compile loses the race harmlessly
             except (OSError, subprocess.SubprocessError) as exc:
                 log.info("could not compile the jfrconv batch launcher (%s); using the source launcher", exc)
         if (classes / f"{_BATCH_CLASS}.class").is_file():
             return [java, "-cp", f"{jar}:{classes}", _BATCH_CLASS]
-    src = _cache_dir() / f"{_BATCH_CLASS}.java"
+    src = cache / f"{_BATCH_CLASS}.java"
     try:
         src.parent.mkdir(parents=True, exist_ok=True)
         if not src.is_file() or src.read_text(encoding="utf-8") != _BATCH_JAVA:
@@ -338,7 +342,7 @@ def run_batch(jfrconv: Path, jobs: list[list[str]], heap: str = "-Xmx512m", time
         jobfile.write_text("\n".join("\t".join(j) for j in jobs) + "\n", encoding="utf-8")
         try:
             p = subprocess.run([cmd[0], heap, *cmd[1:], str(jobfile)], capture_output=True, text=True,
-                               timeout=timeout)
+                               errors="replace", timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.info("jfrconv batch failed (%s)", exc)
             return status

@@ -155,7 +155,8 @@ class Profilers:
         text = self.status(replica, pid)
         if "running" in text.lower():
             raise CaptureError(f"{replica.label} is already being profiled (asprof status: {last_line(text)})",
-                               "wait for the other capture to finish; this run changed nothing")
+                               "wait for the other capture to finish; this run started no profiler "
+                               "(its warm-up load, under a second of it, may have reached the stack)")
 
     def prepare(self, replica, events: Sequence[str], pid: int | None = None) -> Session:
         """Find the JVM and check it can be profiled; the caller adds the session to ``sessions``."""

@@ -104,14 +104,20 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
         fkload.check_reachable(settings.target_url or settings.gateway_url)
 
     run_dir, stamp = runs.make_run_dir(settings.runs_dir)
+    pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="asprof")
+    # the engine and k6 versions (docker info, k6 version) are for the manifest: gathered meanwhile
+    facts = pool.submit(environment_facts, settings, target, k6_path)
     manifest = runs.base_manifest(stamp, run_settings(settings, services, events, duration, warmup, tps, load, target),
-                                  environment_facts(settings, target, k6_path))
-    runs.write_manifest(run_dir, manifest)
+                                  {"host": platform.node(), "python": platform.python_version(), "target": target.kind})
+    try:
+        runs.write_manifest(run_dir, manifest)
+    except BaseException:
+        pool.shutdown(wait=True)
+        raise
     profs = Profilers(target, settings.profiler.container_path, stamp, settings.jvm_flags)
     timeline = manifest["timeline"]
     k6run: fkload.K6Run | None = None
     failure: BaseException | None = None
-    pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="asprof")
     t0 = time.monotonic()
     with SignalGuard() as guard:
         try:
@@ -135,6 +141,8 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
                 cd.done()
                 timeline["warmup_ended"] = runs.now_iso()
             profs.sessions.extend(f.result() for f in preparing)
+            with contextlib.suppress(Exception):  # versions for the record, never a reason to fail
+                manifest["environment"] = facts.result()
             for sess in profs.sessions:
                 ui.say(f"{sess.label}: JVM pid {sess.pid} ({sess.jvm.version or 'version unknown'})"
                        + (f"; missing flags: {' '.join(sess.jvm.flags_missing)}" if sess.jvm.flags_missing else ""))
@@ -177,6 +185,8 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
         finally:
             with guard.shielded():
                 _cleanup(profs, pool, k6run, manifest, timeline, failure, settings, target, run_dir, stamp)
+                with contextlib.suppress(Exception):  # also when the run failed before it was read
+                    manifest["environment"] = facts.result()
                 manifest["wall_seconds"] = round(time.monotonic() - t0, 1)
                 _finish(run_dir, manifest, failure)
     if failure is not None:

@@ -40,14 +40,17 @@ def test_interpolation_at_the_window_edges():
 def test_cpu_ground_truth_and_flamekit_estimate():
     d = {"pricingCpuNanos": 6e9, "pricingCalls": 750.0, "processCpuNanos": 8e9}
     gt = accuracy.ground_truth("cpu", d, 30.0, 9.0)
-    assert gt["share"] == pytest.approx(0.75) and gt["share_of_process_cpu"] == pytest.approx(0.75)
+    # the share is of the container's cgroup CPU (9 s) as the report states it; of the process's too
+    assert gt["share"] == pytest.approx(6 / 9) and gt["share_of_process_cpu"] == pytest.approx(0.75)
     assert gt["share_of_cgroup_cpu"] == pytest.approx(6 / 9)
+    assert accuracy.ground_truth("cpu", d, 30.0, None)["share"] == pytest.approx(0.75)
     assert gt["per_call"] == pytest.approx(8e6)
     cap = SimpleNamespace(interval=None, samples=800, weight_total=None)
-    fk = accuracy.flamekit_estimate("cpu", {"total_share": 0.7, "self_share": 0.69}, cap, gt["calls"])
-    # 800 samples x 10 ms = 8 s sampled; 70 % of it in priceOrder = 5.6 s over 750 calls
+    fk = accuracy.flamekit_estimate("cpu", {"total_share": 0.7, "self_share": 0.69}, cap, gt["calls"], 9.0)
+    # 800 samples x 10 ms = 8 s sampled; 70 % of it in priceOrder = 5.6 s over 750 calls, of 9 s cgroup CPU
     assert fk["cpu_s"] == pytest.approx(8.0) and fk["value"] == pytest.approx(5.6e9)
-    assert fk["per_call"] == pytest.approx(5.6e9 / 750) and fk["share"] == 0.7
+    assert fk["per_call"] == pytest.approx(5.6e9 / 750) and fk["sample_share"] == 0.7
+    assert fk["share"] == pytest.approx(5.6 / 9)
 
 
 def test_lock_alloc_and_wall_ground_truth():
@@ -61,7 +64,7 @@ def test_lock_alloc_and_wall_ground_truth():
     fk = accuracy.flamekit_estimate("alloc", {"total_share": 0.6}, cap, 2.0)
     assert fk["value"] == pytest.approx(600) and fk["per_call"] == pytest.approx(300)
     wall = accuracy.ground_truth("wall", {"authorizeSleepNanos": 4e9, "authorizeCalls": 100.0}, 30.0, None)
-    assert wall["share"] is None and wall["per_call"] == pytest.approx(4e7)
+    assert wall["share"] is None and wall["per_call"] == pytest.approx(4e7)  # an image without handlerNanos
     # a counter the service does not have (an old image): no figures, no exception
     old = accuracy.ground_truth("cpu", {"processCpuNanos": 1e9}, 30.0, None)
     assert old["value"] is None and old["per_call"] is None and old["share"] is None
@@ -76,3 +79,16 @@ def test_interval_text(text, ns):
 def test_manifest_times_are_epoch_seconds():
     assert accuracy.iso_epoch("2026-12-01T10:00:00.500+00:00") == pytest.approx(1796119200.5)
     assert accuracy.iso_epoch(None) is None and accuracy.iso_epoch("not a time") is None
+
+
+def test_flamekit_wall_estimate_is_of_the_request_threads(tmp_path):
+    t = "[payment-service-http-1 tid=10];java/lang/Thread.run"
+    (tmp_path / "wall.threads.collapsed").write_text(
+        f"{t};demo/common/HttpIo.dispatch;demo/payment/CardAuthorizer.authorize;java/lang/Thread.sleep 80\n"
+        f"{t};demo/common/HttpIo.dispatch;demo/payment/Main.route 20\n"
+        f"{t};java/util/concurrent/LinkedBlockingQueue.take 300\n")  # idle between requests: not request time
+    cap = SimpleNamespace(interval=None, samples=400, weight_total=None, app_packages=None,
+                          file=lambda key: tmp_path / "wall.threads.collapsed" if key == "threads_collapsed" else None)
+    fk = accuracy.flamekit_estimate("wall", {"total_share": 0.2}, cap, 40.0)
+    assert fk["share"] == pytest.approx(0.8) and fk["request_samples"] == 100
+    assert fk["value"] == pytest.approx(0.8 * 100 * 20e6) and fk["per_call"] == pytest.approx(0.8 * 100 * 20e6 / 40)
