@@ -393,14 +393,12 @@ def _classify(m: MethodCheck, cfg: GateConfig) -> None:
         return  # real or not, it moves the service's cost per request by under 1 %
     if sig_cost and e.ratio >= 1 + cfg.cost_pct and e.ratio_lo > 1:
         m.verdict, m.why = "regression", "cost"
-    elif m.method != TOTAL and sig_share and e.share_delta >= cfg.share_points and e.ratio >= 1 + cfg.cost_pct:
-        # The share is the sharper test: a slice's load swings move a method and its service's
-        # total together, and cancel in the share. But a share also rises when *other* methods
-        # get cheaper, so the method's own cost must be up by the practical threshold too.
+    elif m.method != TOTAL and sig_share and sig_cost and e.share_delta >= cfg.share_points and e.ratio > 1:
+        # a share can rise only because other methods got cheaper: its cost must rise too
         m.verdict, m.why = "regression", "share"
     elif sig_cost and e.ratio <= 1 - cfg.cost_pct and e.ratio_hi < 1:
         m.verdict, m.why = "improvement", "cost"
-    elif m.method != TOTAL and sig_share and e.share_delta <= -cfg.share_points and e.ratio <= 1 - cfg.cost_pct:
+    elif m.method != TOTAL and sig_share and sig_cost and e.share_delta <= -cfg.share_points and e.ratio < 1:
         m.verdict, m.why = "improvement", "share"
 
 
