@@ -124,13 +124,49 @@ def summarise(arms: list, results: list[dict]) -> tuple[list[tuple], dict]:
     return rows, figures
 
 
+def regate(args, arms: list, workdir: Path) -> int:
+    """Judge the pairs of an earlier run again with this checkout's gate (no new captures): the
+    runs and the baselines stay in that run's work directory."""
+    import json
+    src = workdir / "partial.json"
+    if not src.is_file():
+        c.say(f"error: no {src}: pass the work directory of a bench/gate.py run")
+        return 2
+    old = json.loads(src.read_text())
+    bench = c.Bench("gate", "Regression gate: power and false alarms (`bench/gate.py`)", args)
+    settings = fkconfig.build_settings({"runs_dir": str(workdir / "runs"), "reports_dir": str(bench.workdir / "reports"),
+                                        "flamegraph_dir": str(bench.workdir / "flamegraphs"),
+                                        "output_dir": str(bench.workdir / "output")}, c.ROOT)
+    by_name = {a[0]: a for a in arms}
+    results = []
+    with bench:
+        for r in old["runs"]:
+            arm = by_name.get(r["arm"])
+            if arm is None or "run" not in r:
+                continue
+            bench.workdir.joinpath("baselines").mkdir(parents=True, exist_ok=True)
+            link = bench.workdir / "baselines" / f"round-{r['round']}"
+            if not link.exists():
+                link.symlink_to(workdir / "baselines" / f"round-{r['round']}")
+            results.append(gate_one(bench, settings, r["baseline_run"], r["run"], arm, r["round"]))
+    rows, figures = summarise(arms, results)
+    body = (f"The pairs of {workdir.name} judged again with this checkout's gate (same captures).\n\n"
+            + c.md_table(("arm", "planted in", "pairs", "exit 0 / 1 / 2", "rate",
+                          "estimated cost ratio, median (min..max)", "gate time"), rows) + "\n")
+    return bench.finish(figures, results, body, {"regate_of": str(workdir), **old.get("settings", {})})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = c.parser(__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=None, help="rounds, i.e. pairs per arm (default 10; quick 2)")
     ap.add_argument("--duration", type=int, default=None, help="capture seconds (default 30; quick 15)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds (default 15; quick 8)")
+    ap.add_argument("--regate", type=Path, default=None, metavar="WORKDIR",
+                    help="judge the pairs of an earlier run (its work directory) again with this checkout's gate")
     args = ap.parse_args(argv)
     c.check_args(ap, args)
+    if args.regate:
+        return regate(args, FULL_ARMS, args.regate.resolve())
     rounds = args.rounds or (2 if args.quick else 10)
     duration = args.duration or (15 if args.quick else 30)
     warmup = args.warmup if args.warmup is not None else (8 if args.quick else 15)
