@@ -66,8 +66,8 @@ def profile_run(st: c.BenchStack, event: str, duration: int, warmup: int) -> dic
 
 #: profile-all's steps by banner number (the banner's own title varies with the services).
 STEPS = {0: "Python and invoke start-up", 1: "async-profiler check", 2: "engine and base images",
-         3: "stack up (compose up --build)", 4: "wait until healthy, check the override",
-         5: "sample data", 6: "capture (one load window), collect, convert", 7: "report",
+         3: "stack up (compose up --build)", 4: "wait until healthy",
+         5: "sample data and profiling checks", 6: "capture (one load window), collect, convert", 7: "report",
          8: "stack down (or left up)"}
 
 
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         + " *beyond*: wall time minus warm-up minus duration. *before the capture*: from the command's start "
           "to the `profiling ...` line, minus the warm-up (Python and invoke start-up, JVM discovery, k6 "
           "start, a 1 s lead); *after*: from the end of the capture window to exit (stopping asprof, k6's "
-          "last seconds, `jfrconv` in the container, copying out, the manifest). Memory: the inv process's "
+          "last seconds, copying out, `jfrconv` in one host JVM per recording, the manifest). Memory: the inv process's "
           "own peak RSS (VmHWM polled every 0.5 s), the peak of the summed RSS of inv and its descendants, "
           "and `ru_maxrss` from wait4 (the largest single process of the tree, usually k6).",
         "",
