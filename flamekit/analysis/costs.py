@@ -92,7 +92,9 @@ def iterations(cap: CaptureData, manifest: Mapping) -> float | None:
 def unit_ms(cap: CaptureData, manifest: Mapping) -> float:
     """What one sample of a cpu or wall capture stands for, in ms."""
     if cap.event == "wall":
-        return interval_ms(cap.meta.get("wall_interval"), DEFAULT_WALL_INTERVAL_MS)
+        # the capture's own interval (recorded per capture since 2026-12-02); older runs ran
+        # beside other events at 20 ms
+        return interval_ms(cap.meta.get("wall_interval") or cap.interval, DEFAULT_WALL_INTERVAL_MS)
     return interval_ms(cap.interval or get(manifest, "settings", "interval"))
 
 

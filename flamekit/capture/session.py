@@ -69,6 +69,10 @@ def asprof_start_args(asprof: str, events: Sequence[str], pid: int, out_file: st
         args += ["-e", events[0]]
         if interval:
             args += ["-i", interval]
+        elif events[0] == "wall":
+            # the same 20 ms as beside other events: alone, asprof's own wall default (50 ms)
+            # applied, and a sample stood for more time than the report said
+            args += ["-i", WALL_INTERVAL]
     else:
         for e in events:
             args += EVENT_OPTIONS[e] + (["-i", interval] if e == "cpu" and interval else [])

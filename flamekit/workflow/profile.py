@@ -291,8 +291,8 @@ def _entry(sess, event: str, **extra) -> dict:
 def _interval(given: str, event: str, events) -> str | None:
     """The sampling interval this event really ran with (-i applies to cpu, or to the one event)."""
     from ..capture.session import WALL_INTERVAL
-    if event == "wall" and len(events) > 1:
-        return WALL_INTERVAL
+    if event == "wall":
+        return (given or WALL_INTERVAL) if len(events) == 1 else WALL_INTERVAL
     return (given or None) if event == "cpu" or len(events) == 1 else None
 
 

@@ -94,6 +94,25 @@ def test_asprof_single_event_command():
                     "-f", "/tmp/x.jfr", "7"]
 
 
+def test_wall_alone_samples_every_20_ms_as_beside_other_events():
+    # alone, asprof's default wall interval (50 ms) applied while the report counted 20 ms a sample:
+    # bench/accuracy.py found request time per call at 0.45x the demo's own measurement
+    args = capture.asprof_start_args("asprof", ["wall"], 7, "/tmp/x.jfr", 40)
+    assert args[2:6] == ["-e", "wall", "-i", "20ms"]
+    assert capture.asprof_start_args("asprof", ["wall"], 7, "/tmp/x.jfr", 40, "10ms")[4:6] == ["-i", "10ms"]
+    from flamekit.workflow.profile import _interval
+    assert _interval("", "wall", ["wall"]) == "20ms" and _interval("10ms", "wall", ["wall"]) == "10ms"
+    assert _interval("5ms", "wall", ["cpu", "wall"]) == "20ms" and _interval("", "cpu", ["cpu"]) is None
+
+
+def test_the_cost_of_a_wall_sample_is_the_captures_own_interval():
+    from types import SimpleNamespace
+    from flamekit.analysis.costs import unit_ms
+    cap = lambda interval: SimpleNamespace(event="wall", interval=interval, meta={})  # noqa: E731
+    assert unit_ms(cap("50ms"), {}) == 50.0 and unit_ms(cap("20ms"), {}) == 20.0
+    assert unit_ms(cap(None), {}) == 20.0  # runs from before the interval was recorded
+
+
 def test_asprof_all_events_in_one_session():
     args = capture.asprof_start_args("asprof", ["cpu", "alloc", "wall", "lock"], 7, "/tmp/x.jfr", 40, "5ms")
     assert args[:4] == ["asprof", "start", "-e", "cpu"]
