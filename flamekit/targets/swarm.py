@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -129,6 +130,13 @@ def stack_document(resolved: Mapping[str, Any], override: Mapping[str, Any] | No
 
 
 # --------------------------------------------------------------------------- the target
+
+def vanished_in_between(stderr: str) -> bool:
+    """Whether a failed ``ls`` only means an object went away between its listing and its
+    inspection (the engine says "No such service: x" or "network x not found")."""
+    low = stderr.lower()
+    return "no such" in low or bool(re.search(r"\b(network|service|container|task)\b.* not found", low))
+
 
 class SwarmTarget(EngineContainers, Target):
     """A compose project deployed as a Swarm stack named after the project."""
@@ -244,7 +252,7 @@ class SwarmTarget(EngineContainers, Target):
                 return lister()
             except DockerException as exc:
                 # listing inspects each object: one removed in between is "still going", look again
-                if "no such" in _text(exc.stderr).lower():
+                if vanished_in_between(_text(exc.stderr)):
                     return [f"({what} being removed)"]
                 raise StackError(f"listing the stack's {what} failed: {_why(exc)}") from None
 
