@@ -222,18 +222,24 @@ def profile_all(c, services=None, events=None, duration=None, tps=None, warmup=N
 
 
 # ------------------------------------------------------------------ baselines and the gate
-@task(positional=["action"], help=helps("run", action="save or list",
-                                        name="baseline name for save (letters, digits, . _ -), e.g. main"))
+@task(positional=["action"], iterable=["run"],
+      help=helps(action="save or list", name="baseline name for save (letters, digits, . _ -), e.g. main",
+                 run="a run to keep (directory or stamp); repeat --run to pool several runs (default: the newest)",
+                 last="keep the newest N complete runs (2-3 runs let the gate learn how much each method "
+                      "moves between runs)"))
 @user_errors
-def baseline(c, action, run=None, name="main", verbose=False):
-    """`inv baseline save [--run RUN] --name NAME` keeps a run for `inv gate`; `inv baseline list`."""
+def baseline(c, action, run=None, name="main", last=0, verbose=False):
+    """`inv baseline save [--run RUN]... [--last N] --name NAME` keeps runs for `inv gate`; `inv baseline list`."""
     from flamekit.workflow import gate as fkgate
     if action in ("-h", "--help"):  # invoke hands a positional the --help flag: answer it
-        raise Exit("usage: inv baseline save [--run RUN] --name NAME | inv baseline list "
+        raise Exit("usage: inv baseline save [--run RUN]... [--last N] --name NAME | inv baseline list "
                    "(options: inv --help baseline)", code=0)
     if action not in ("save", "list"):
         raise Exit(f"error: unknown baseline action {action!r}: use save or list", code=1)
-    fkgate.save_baseline(settings(c), run, name) if action == "save" else fkgate.list_baselines(settings(c))
+    if action == "save":
+        fkgate.save_baseline(settings(c), run or None, name, last=int(last or 0))
+    else:
+        fkgate.list_baselines(settings(c))
 
 
 @task(help=helps("run", baseline="the baseline to compare with (see `inv baseline-list`)"))

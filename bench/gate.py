@@ -2,16 +2,21 @@
 """How often does `inv gate` catch a real regression, and how often does it cry wolf?
 
 Rounds of `inv profile --service order-service --event cpu,alloc` runs, every run on a fresh
-order-service JVM (restarted, or recreated when a cost variable changes). Each round's first run
-(all costs 1) is saved as the baseline; every other run of the round is gated against it:
+order-service JVM (restarted, or recreated when a cost variable changes). Each round saves the
+newest R runs with all costs 1 as one baseline (`inv baseline save --run ... --run ...`: the gate
+learns from them how much each method moves between runs), then profiles one run per arm and
+gates it against that baseline:
 
   A/A        PRICING_COST 1 -> 1                  any exit 1 is a false alarm
   cpu x1.25  PRICING_COST 1 -> 1.25, 1.5, 2       exit 1 naming priceOrder is a detection
   alloc x2   ORDER_JSON_COST 1 -> 2               exit 1 naming OrderJson.write (alloc) is one
 
-Arms share their round's baseline run, so within a round the arms are correlated; rounds are
-independent. Full mode: 10 rounds, 30 s captures after 15 s warm-up. Quick mode (CI): 2 rounds
-of the A/A and the PRICING_COST 2 arms, 15 s captures. Prints per arm the exit codes, the
+The A/A run of a round joins the pool of cost-1 runs, so the next round's baseline is the R
+newest of them (R cost-1 runs are profiled before round 1): a baseline is always older than the
+runs gated against it, as in CI. Arms share their round's baseline and consecutive baselines
+share R-1 runs, so rounds are not fully independent. Full mode: 10 rounds, R = 3, 30 s captures
+after 15 s warm-up. Quick mode (CI): 2 rounds of the A/A and the PRICING_COST 2 arms, R = 2,
+15 s captures. Prints per arm the exit codes, the
 detection or false-alarm rate, and the cost ratio the gate estimated next to the planted one.
 """
 from __future__ import annotations
@@ -60,9 +65,9 @@ def _find(res, event: str, method: str):
     return next((m for chk in res.checks if chk.event == event for m in chk.methods if m.method == method), None)
 
 
-def gate_one(bench: c.Bench, settings, baseline: str, run: str, arm: tuple, i: int) -> dict:
+def gate_one(bench: c.Bench, settings, baseline: list[str], run: str, arm: tuple, i: int) -> dict:
     name, var, cost, event, method = arm
-    out: dict = {"arm": name, "var": var, "cost": cost, "round": i, "baseline_run": baseline, "run": run}
+    out: dict = {"arm": name, "var": var, "cost": cost, "round": i, "baseline_runs": baseline, "run": run}
     t0 = time.monotonic()
     res = wg.gate(settings, f"round-{i}", run, baselines=bench.workdir / "baselines", raise_on_fail=False).result
     line = res.headline()
@@ -74,18 +79,31 @@ def gate_one(bench: c.Bench, settings, baseline: str, run: str, arm: tuple, i: i
     m = _find(res, event, method)
     if m is not None:
         out.update(ratio=round(m.est.ratio, 3), lo=round(m.est.ratio_lo, 3), hi=round(m.est.ratio_hi, 3),
-                   q=m.q_cost)
+                   q=m.q_cost, tau=round(m.est.tau_log, 3))
     c.say(f"  round {i} {name}: exit {res.exit_code}: {line}")
     return out
 
 
+def fill_pool(st: c.BenchStack, bench: c.Bench, pool: list[str], want: int, duration: int, warmup: int) -> None:
+    """Profile cost-1 runs on fresh JVMs until the pool holds ``want`` of them."""
+    tries = 0
+    while len(pool) < want and tries < want + 2:
+        tries += 1
+        fresh_jvm(st)
+        run = profile(st, duration, warmup)
+        if run is None:
+            bench.problems.append("a baseline profile failed")
+            continue
+        c.say(f"  baseline pool: run {run} ({len(pool) + 1}/{want})")
+        pool.append(run)
+
+
 def one_round(st: c.BenchStack, bench: c.Bench, settings, arms: list, i: int, duration: int,
-              warmup: int) -> list[dict]:
-    fresh_jvm(st)
-    base = profile(st, duration, warmup)
-    if base is None:
-        bench.problems.append(f"round {i}: the baseline profile failed")
-        return [{"arm": a[0], "var": a[1], "cost": a[2], "round": i, "error": "baseline profile failed"}
+              warmup: int, pool: list[str], r: int) -> list[dict]:
+    base = pool[-r:]
+    if len(base) < r:
+        bench.problems.append(f"round {i}: only {len(base)} of {r} baseline runs")
+        return [{"arm": a[0], "var": a[1], "cost": a[2], "round": i, "error": "baseline runs missing"}
                 for a in arms]
     wg.save_baseline(settings, base, f"round-{i}", baselines=bench.workdir / "baselines")
     out = []
@@ -97,6 +115,8 @@ def one_round(st: c.BenchStack, bench: c.Bench, settings, arms: list, i: int, du
             out.append({"arm": arm[0], "var": arm[1], "cost": arm[2], "round": i, "error": "profile failed"})
             continue
         out.append(gate_one(bench, settings, base, run, arm, i))
+        if arm[2] == 1.0:
+            pool.append(run)  # a cost-1 run: part of the next round's baseline
     return out
 
 
@@ -148,7 +168,8 @@ def regate(args, arms: list, workdir: Path) -> int:
             link = bench.workdir / "baselines" / f"round-{r['round']}"
             if not link.exists():
                 link.symlink_to(workdir / "baselines" / f"round-{r['round']}")
-            results.append(gate_one(bench, settings, r["baseline_run"], r["run"], arm, r["round"]))
+            base = r.get("baseline_runs") or [r["baseline_run"]]
+            results.append(gate_one(bench, settings, base, r["run"], arm, r["round"]))
     rows, figures = summarise(arms, results)
     body = (f"The pairs of {workdir.name} judged again with this checkout's gate (same captures).\n\n"
             + c.md_table(("arm", "planted in", "pairs", "exit 0 / 1 / 2", "rate",
@@ -161,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=None, help="rounds, i.e. pairs per arm (default 10; quick 2)")
     ap.add_argument("--duration", type=int, default=None, help="capture seconds (default 30; quick 15)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds (default 15; quick 8)")
+    ap.add_argument("--baseline-runs", type=int, default=None, metavar="R",
+                    help="cost-1 runs pooled in each round's baseline (default 3; quick 2)")
     ap.add_argument("--regate", type=Path, default=None, metavar="WORKDIR",
                     help="judge the pairs of an earlier run (its work directory) again with this checkout's gate")
     args = ap.parse_args(argv)
@@ -171,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration or (15 if args.quick else 30)
     warmup = args.warmup if args.warmup is not None else (8 if args.quick else 15)
     arms = QUICK_ARMS if args.quick else FULL_ARMS
+    r = args.baseline_runs or (2 if args.quick else 3)
+    if r < 1:
+        ap.error("--baseline-runs must be 1 or more")
     bench = c.Bench("gate", "Regression gate: power and false alarms (`bench/gate.py`)", args)
     results: list[dict] = []
     with bench, c.demo_stack(args, "gate", bench.workdir, bench) as st:
@@ -179,12 +205,14 @@ def main(argv: list[str] | None = None) -> int:
                                             "flamegraph_dir": str(st.workdir / "flamegraphs"),
                                             "reports_dir": str(st.workdir / "reports"),
                                             "output_dir": str(st.workdir / "output")}, c.ROOT)
-        c.say(f"{rounds} round(s) of {1 + len(arms)} runs ({duration} s captures after {warmup} s warm-up, "
-              f"fresh JVMs): {', '.join(a[0] for a in arms)}")
+        c.say(f"{r} baseline run(s), then {rounds} round(s) of {len(arms)} runs ({duration} s captures after "
+              f"{warmup} s warm-up, fresh JVMs): {', '.join(a[0] for a in arms)}")
+        pool: list[str] = []
         try:
+            fill_pool(st, bench, pool, r, duration, warmup)
             for i in range(1, rounds + 1):
                 c.say(f"round {i}/{rounds}")
-                results.extend(one_round(st, bench, settings, arms, i, duration, warmup))
+                results.extend(one_round(st, bench, settings, arms, i, duration, warmup, pool, r))
                 # what is measured so far survives an interrupted full run
                 c.write_json(bench.workdir / "partial.json", {"rounds_done": i, "runs": results,
                                                                 "figures": summarise(arms, results)[1]})
@@ -193,15 +221,17 @@ def main(argv: list[str] | None = None) -> int:
                 st.set_costs(PRICING_COST=1, ORDER_JSON_COST=1)
     rows, figures = summarise(arms, results)
     body = (f"order-service cpu and alloc in one recording, {duration} s captures after {warmup} s warm-up at "
-            f"25 TPS, every run on a fresh JVM. Each round saves its first run (all costs 1) as the baseline "
-            f"and gates every arm's run against it; a detection is exit 1 whose first line names the planted "
+            f"25 TPS, every run on a fresh JVM. Each round saves the {r} newest runs with all costs 1 as one "
+            f"baseline (the A/A run of a round joins the next round's) and gates every arm's run against it; "
+            f"a detection is exit 1 whose first line names the planted "
             f"method in its event. The gate judges 2 service-events per pair (cpu, alloc), every method in them.\n\n"
             + c.md_table(("arm", "planted in", "pairs", "exit 0 / 1 / 2", "rate",
                           "estimated cost ratio, median (min..max)", "gate time"), rows) + "\n")
     for r in results:
         c.say(f"round {r['round']} {r['arm']}: exit {r.get('exit')} ratio {r.get('ratio')} "
               f"({r.get('lo')}..{r.get('hi')}) {r.get('headline', r.get('error'))}")
-    return bench.finish(figures, results, body, {"rounds": rounds, "duration": duration, "warmup": warmup})
+    return bench.finish(figures, results, body, {"rounds": rounds, "duration": duration, "warmup": warmup,
+                                                "baseline_runs": r})
 
 
 if __name__ == "__main__":

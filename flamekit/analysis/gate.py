@@ -288,7 +288,7 @@ def _cpu_engine(manifest: Mapping, svc: str) -> str | None:
     return None
 
 
-def _rate_problem(manifest: Mapping, who: str, cfg: GateConfig = DEFAULT) -> str | None:
+def rate_problem(manifest: Mapping, who: str, cfg: GateConfig = DEFAULT) -> str | None:
     """k6's own ``rate_held`` is strict (one dropped iteration breaks it); on a shared CI host
     a few dropped iterations of hundreds do not change a cost per request, so the gate allows
     ``max_dropped`` of them and ``min_rate`` of the target rate."""
@@ -315,7 +315,7 @@ def comparability(base: Mapping, run: Mapping, services: Sequence[str],
     held, target TPS, JVM flags, JDK, async-profiler version, CPU engine."""
     reasons = []
     for m, who in ((base, "the baseline"), (run, "this run")):
-        problem = _rate_problem(m, who, cfg)
+        problem = rate_problem(m, who, cfg)
         if problem:
             reasons.append(problem)
     ta, tb = _target_tps(base), _target_tps(run)
@@ -376,12 +376,14 @@ def load_checks(base: Mapping, run: Mapping, cfg: GateConfig = DEFAULT) -> list[
     ]
 
 
-def _testable(a: SliceTable, b: SliceTable, cfg: GateConfig) -> list[str]:
-    names = [TOTAL] if gate_kind(a.event) != "wall" else []
-    for name in sorted(set(a.methods) | set(b.methods)):
-        sa, sb = a.share(a.series(name)), b.share(b.series(name))
-        n = sum(a.series(name)) / (a.per_sample or 1) + sum(b.series(name)) / (b.per_sample or 1)
-        if max(sa, sb) >= cfg.min_share and n >= cfg.min_method_samples:
+def _testable(bases: Sequence[SliceTable], b: SliceTable, cfg: GateConfig) -> list[str]:
+    names = [TOTAL] if gate_kind(b.event) != "wall" else []
+    every = set(b.methods).union(*(a.methods for a in bases))
+    for name in sorted(every):
+        shares = [a.share(a.series(name)) for a in bases] + [b.share(b.series(name))]
+        n = (sum(sum(a.series(name)) / (a.per_sample or 1) for a in bases) / len(bases)
+             + sum(b.series(name)) / (b.per_sample or 1))
+        if max(shares) >= cfg.min_share and n >= cfg.min_method_samples:
             names.append(name)
     return names
 
@@ -402,40 +404,48 @@ def _classify(m: MethodCheck, cfg: GateConfig) -> None:
         m.verdict, m.why = "improvement", "share"
 
 
-def compare_tables(base: Mapping[tuple[str, str], SliceTable], run: Mapping[tuple[str, str], SliceTable],
-                   cfg: GateConfig = DEFAULT) -> tuple[list[CaptureCheck], list[str]]:
+def _as_runs(x: SliceTable | Sequence[SliceTable]) -> list[SliceTable]:
+    return [x] if isinstance(x, SliceTable) else list(x)
+
+
+def compare_tables(base: Mapping[tuple[str, str], SliceTable | Sequence[SliceTable]],
+                   run: Mapping[tuple[str, str], SliceTable], cfg: GateConfig = DEFAULT
+                   ) -> tuple[list[CaptureCheck], list[str]]:
     """The method checks of every service-event of the baseline, and notes (service-events
-    only in the run). q-values come from one Benjamini-Hochberg family over every cost and
-    share test of the whole gate."""
+    only in the run). A baseline service-event is one table, or one per baseline run (pooled
+    with their between-run variance, see :func:`.gate_stats.estimate`). q-values come from one
+    Benjamini-Hochberg family over every cost and share test of the whole gate."""
     rng = random.Random(cfg.seed)
     checks: list[CaptureCheck] = []
     notes = [f"{s} {e}: not in the baseline, not judged" for (s, e) in sorted(set(run) - set(base))]
     for key in sorted(base):
-        a = base[key]
-        check = CaptureCheck(key[0], key[1], a.unit, a.samples)
+        bases = _as_runs(base[key])
+        samples_a = min(a.samples for a in bases)
+        check = CaptureCheck(key[0], key[1], bases[0].unit, samples_a)
         checks.append(check)
         b = run.get(key)
         if b is None:
             check.undecided = "in the baseline but missing from this run"
             continue
         check.samples_b = b.samples
-        if a.samples < cfg.min_samples and b.samples < cfg.min_samples:
-            check.skipped = (f"under {cfg.min_samples} samples in both runs ({a.samples}, {b.samples}): "
+        if samples_a < cfg.min_samples and b.samples < cfg.min_samples:
+            check.skipped = (f"under {cfg.min_samples} samples in both runs ({samples_a}, {b.samples}): "
                              "too little to matter")
             continue
-        if min(a.samples, b.samples) < cfg.min_samples:
-            check.undecided = (f"too few samples: baseline {a.samples}, this run {b.samples} "
+        if min(samples_a, b.samples) < cfg.min_samples:
+            check.undecided = (f"too few samples: baseline {samples_a}, this run {b.samples} "
                                f"(need {cfg.min_samples} in each)")
             continue
-        if a.k < 3 or b.k < 3:
-            check.undecided = f"too few time slices: baseline {a.k}, this run {b.k}"
+        k_a = min(a.k for a in bases)
+        if k_a < 3 or b.k < 3:
+            check.undecided = f"too few time slices: baseline {k_a}, this run {b.k}"
             continue
-        plan_a = resample_plan(a.k, cfg.block, cfg.resamples, rng)
+        plans_a = [resample_plan(a.k, cfg.block, cfg.resamples, rng) for a in bases]
         plan_b = resample_plan(b.k, cfg.block, cfg.resamples, rng)
-        base_total = a.cost(a.totals)
-        for name in _testable(a, b, cfg):
-            check.methods.append(MethodCheck(key[0], key[1], name, a.unit,
-                                             estimate(a, b, name, plan_a, plan_b, cfg.level),
+        base_total = sum(a.cost(a.totals) for a in bases) / len(bases)
+        for name in _testable(bases, b, cfg):
+            check.methods.append(MethodCheck(key[0], key[1], name, b.unit,
+                                             estimate(bases, b, name, plans_a, plan_b, cfg.level),
                                              base_total=base_total))
     tests = [m for c in checks for m in c.methods]
     qs = benjamini_hochberg([m.est.p_cost for m in tests] + [m.est.p_share for m in tests])
@@ -445,7 +455,7 @@ def compare_tables(base: Mapping[tuple[str, str], SliceTable], run: Mapping[tupl
     return checks, notes
 
 
-def judge(base_manifest: Mapping, base_tables: Mapping[tuple[str, str], SliceTable],
+def judge(base_manifest: Mapping, base_tables: Mapping[tuple[str, str], SliceTable | Sequence[SliceTable]],
           run_manifest: Mapping, run_tables: Mapping[tuple[str, str], SliceTable], *,
           baseline: str, run: str, noun: str = "request", cfg: GateConfig = DEFAULT) -> GateResult:
     """The whole gate on two runs' figures (see the module doc)."""
@@ -470,5 +480,5 @@ def tables_from_json(items: Any) -> dict[tuple[str, str], SliceTable]:
 
 __all__ = ["DEFAULT", "CaptureCheck", "GateConfig", "GateRegression", "GateResult", "GateUndecided",
            "LoadCheck", "MethodCheck", "UNITS", "build_table", "compare_tables", "comparability", "gate_kind",
-           "judge", "load_checks", "load_line", "method_line", "slice_values", "tables_from_json",
+           "judge", "load_checks", "load_line", "method_line", "rate_problem", "slice_values", "tables_from_json",
            "tables_to_json"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -83,8 +84,8 @@ TOTAL = "[total]"
 @dataclass(frozen=True)
 class Estimate:
     """B vs A of one method: cost per request in both runs, their ratio with a bootstrap
-    percentile interval, the share change in fractions, and two-sided p-values (from the
-    bootstrap standard error of log ratio and of the share difference)."""
+    interval, the share change in fractions, and two-sided p-values (normal approximation with
+    the bootstrap variances, plus the between-run variance when the baseline has several runs)."""
 
     cost_a: float
     cost_b: float
@@ -97,6 +98,8 @@ class Estimate:
     share_hi: float
     p_cost: float
     p_share: float
+    runs_a: int = 1          # baseline runs pooled
+    tau_log: float = 0.0     # between-run spread of the log cost seen in the baseline (0 with one run)
 
     @property
     def share_delta(self) -> float:
@@ -136,14 +139,6 @@ def _normal_p(estimate: float, stderr: float) -> float:
     return math.erfc(abs(estimate) / stderr / math.sqrt(2.0))
 
 
-def _percentile(sorted_xs: Sequence[float], q: float) -> float:
-    if not sorted_xs:
-        return math.nan
-    pos = q * (len(sorted_xs) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
-
-
 def _stdev(xs: Sequence[float]) -> float:
     n = len(xs)
     if n < 2:
@@ -152,50 +147,97 @@ def _stdev(xs: Sequence[float]) -> float:
     return math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
 
 
-def estimate(a: SliceTable, b: SliceTable, name: str, plan_a: Sequence[Sequence[int]],
-             plan_b: Sequence[Sequence[int]], level: float = 0.95) -> Estimate:
-    """Compare one method (or ``TOTAL``) of two runs over the resample plans of each.
+@dataclass(frozen=True)
+class RunFigure:
+    """One run's figure for one method, with its within-run (bootstrap) variance: the log of
+    the cost per request and the share, each with the variance of its resamples."""
 
-    Per resample: cost per request of A and B (value x scale / (tps x seconds drawn)), their
-    ratio, and the share of each run's total. Zero values get half a sample's value
-    (``per_sample``) so a method absent from one run still has a finite log ratio. The
-    interval is the bootstrap percentile interval at ``level``; p-values use the bootstrap
-    standard error (normal approximation), which stays continuous for Benjamini-Hochberg
-    where percentile p-values would stop at 1/resamples.
-    """
-    va, vb = a.series(name), b.series(name)
-    pa, pb = 0.5 * a.per_sample, 0.5 * b.per_sample
+    cost: float        # point cost per request (no pseudo-count)
+    log_cost: float    # log of the cost with the pseudo-count (finite when the method is absent)
+    var_log: float
+    share: float
+    var_share: float
 
-    def cost(t: SliceTable, total_v: float, secs: float, pseudo: float) -> float:
+
+def run_figure(t: SliceTable, name: str, plan: Sequence[Sequence[int]]) -> RunFigure:
+    """Resample one run's slices by ``plan``. Zero values get half a sample's value
+    (``per_sample``) so a method absent from a run still has a finite log cost."""
+    v = t.series(name)
+    pseudo = 0.5 * t.per_sample
+
+    def cost(total_v: float, secs: float) -> float:
         return (total_v + pseudo) * t.scale / (t.tps * secs) if secs > 0 and t.tps > 0 else 0.0
 
-    ca_point, cb_point = a.cost(va), b.cost(vb)
-    ca_s = cost(a, sum(va), sum(a.seconds), pa)
-    cb_s = cost(b, sum(vb), sum(b.seconds), pb)
-    ratio = cb_s / ca_s if ca_s > 0 else math.inf
-    logs, ratios, deltas = [], [], []
-    for ca_n, cb_n in zip(plan_a, plan_b):
-        xa = cost(a, _dot(ca_n, va), _dot(ca_n, a.seconds), pa)
-        xb = cost(b, _dot(cb_n, vb), _dot(cb_n, b.seconds), pb)
-        if xa > 0 and xb > 0:
-            logs.append(math.log(xb / xa))
-            ratios.append(xb / xa)
-        ta, tb = _dot(ca_n, a.totals), _dot(cb_n, b.totals)
-        sa = _dot(ca_n, va) / ta if ta > 0 else 0.0
-        sb = _dot(cb_n, vb) / tb if tb > 0 else 0.0
-        deltas.append(sb - sa)
-    ratios.sort()
-    deltas.sort()
-    tail = (1.0 - level) / 2.0
-    share_a, share_b = a.share(va), b.share(vb)
-    log_ratio = math.log(ratio) if 0 < ratio < math.inf else 0.0
+    point = cost(sum(v), sum(t.seconds))
+    logs, shares = [], []
+    for counts in plan:
+        x = cost(_dot(counts, v), _dot(counts, t.seconds))
+        if x > 0:
+            logs.append(math.log(x))
+        tot = _dot(counts, t.totals)
+        shares.append(_dot(counts, v) / tot if tot > 0 else 0.0)
+    return RunFigure(cost=t.cost(v), log_cost=math.log(point) if point > 0 else 0.0,
+                     var_log=_stdev(logs) ** 2, share=t.share(v), var_share=_stdev(shares) ** 2)
+
+
+def pool(values: Sequence[float], variances: Sequence[float]) -> tuple[float, float, float]:
+    """Random-effects pooling of one figure over the baseline's runs (DerSimonian-Laird):
+    (pooled value, its variance, tau^2 = the variance *between* runs beyond each run's own).
+
+    Why: the bootstrap over one run's slices sees only the noise inside that run. Between two
+    runs a method can move by more (a fresh JVM compiles differently; kernel network work lands
+    on the sender's thread or on ksoftirqd), and a gate blind to that flags it in A/A pairs.
+    With one baseline run tau^2 is 0: the gate then assumes runs differ only by their inner
+    noise, as before. A closed form of a few lines; no statistics library needed for it."""
+    r = len(values)
+    floor = 1e-12
+    w = [1.0 / max(v, floor) for v in variances]
+    if r < 2:
+        return values[0], max(variances[0], 0.0), 0.0
+    sw = sum(w)
+    mean_w = sum(wi * x for wi, x in zip(w, values)) / sw
+    q = sum(wi * (x - mean_w) ** 2 for wi, x in zip(w, values))
+    denom = sw - sum(wi * wi for wi in w) / sw
+    tau2 = max(0.0, (q - (r - 1)) / denom) if denom > 0 else 0.0
+    ws = [1.0 / max(v + tau2, floor) for v in variances]
+    pooled = sum(wi * x for wi, x in zip(ws, values)) / sum(ws)
+    return pooled, 1.0 / sum(ws), tau2
+
+
+def _z(level: float) -> float:
+    return statistics.NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def estimate(a: SliceTable | Sequence[SliceTable], b: SliceTable, name: str,
+             plan_a: Sequence[Sequence[int]] | Sequence[Sequence[Sequence[int]]],
+             plan_b: Sequence[Sequence[int]], level: float = 0.95) -> Estimate:
+    """Compare one method (or ``TOTAL``) of a run B with a baseline A of one or more runs.
+
+    Each run's log cost per request and share come with their bootstrap variance over its own
+    slice resamples (:func:`run_figure`). Several baseline runs are pooled with a
+    random-effects model (:func:`pool`), whose between-run variance tau^2 also applies to B:
+    B - A has variance var(B) + tau^2 + var(pooled A). Interval and two-sided p-value use the
+    normal approximation on the log scale (cost) and on the share difference; they stay
+    continuous for Benjamini-Hochberg where percentile p-values would stop at 1/resamples.
+    ``a`` and ``plan_a`` are a table and its plan, or lists of them (one per baseline run).
+    """
+    tables = [a] if isinstance(a, SliceTable) else list(a)
+    plans = [plan_a] if isinstance(a, SliceTable) else list(plan_a)
+    fa = [run_figure(t, name, p) for t, p in zip(tables, plans)]
+    fb = run_figure(b, name, plan_b)
+    la, var_la, tau_l = pool([f.log_cost for f in fa], [f.var_log for f in fa])
+    sa, var_sa, tau_s = pool([f.share for f in fa], [f.var_share for f in fa])
+    d_log = fb.log_cost - la
+    se_log = math.sqrt(fb.var_log + tau_l + var_la)
+    d_share = fb.share - sa
+    se_share = math.sqrt(fb.var_share + tau_s + var_sa)
+    z = _z(level)
     return Estimate(
-        cost_a=ca_point, cost_b=cb_point, ratio=ratio,
-        ratio_lo=_percentile(ratios, tail), ratio_hi=_percentile(ratios, 1 - tail),
-        share_a=share_a, share_b=share_b,
-        share_lo=_percentile(deltas, tail), share_hi=_percentile(deltas, 1 - tail),
-        p_cost=_normal_p(log_ratio, _stdev(logs)) if logs else 1.0,
-        p_share=_normal_p(share_b - share_a, _stdev(deltas)),
+        cost_a=sum(f.cost for f in fa) / len(fa), cost_b=fb.cost, ratio=math.exp(d_log),
+        ratio_lo=math.exp(d_log - z * se_log), ratio_hi=math.exp(d_log + z * se_log),
+        share_a=sa, share_b=fb.share, share_lo=d_share - z * se_share, share_hi=d_share + z * se_share,
+        p_cost=_normal_p(d_log, se_log), p_share=_normal_p(d_share, se_share),
+        runs_a=len(fa), tau_log=math.sqrt(tau_l),
     )
 
 
@@ -225,5 +267,5 @@ def choose_slices(window_s: float, wanted: int = 10, lo: int = 6, hi: int = 12,
     return k
 
 
-__all__ = ["Estimate", "SliceTable", "TOTAL", "benjamini_hochberg", "block_counts", "choose_slices",
+__all__ = ["Estimate", "RunFigure", "SliceTable", "TOTAL", "pool", "run_figure", "benjamini_hochberg", "block_counts", "choose_slices",
            "estimate", "resample_plan"]

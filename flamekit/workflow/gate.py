@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from ..analysis.captures import CaptureData, load_captures
 from ..analysis.collapsed import Profile, parse_collapsed
 from ..analysis.costs import unit_ms, window_seconds
 from ..analysis.gate_stats import SliceTable, choose_slices
-from ..analysis.values import get, number
+from ..analysis.values import error_fraction, get, number
 from ..capture import convert as fkconvert
 from ..config import Settings
 from ..errors import ConfigError, ReportError
@@ -40,7 +41,9 @@ from ..util import atomic_write
 log = logging.getLogger(__name__)
 
 BASELINE_FILE = "baseline.json"
-BASELINE_FORMAT = 1
+BASELINE_FORMAT = 2
+#: Format 1 held one run; it is still read.
+READABLE_FORMATS = (1, 2)
 #: Where baselines live, relative to the project root (committable next to the docs).
 DEFAULT_BASELINES = Path("docs/perf/baselines")
 #: Bytes of collapsed stacks kept per service-event (before gzip), heaviest stacks first.
@@ -143,18 +146,37 @@ class Baseline:
     data: dict
 
     @property
+    def runs(self) -> list[str]:
+        return [str(r) for r in self.data.get("runs") or [self.data.get("run")]]
+
+    @property
     def manifest(self) -> dict:
+        """The pooled manifest the gate compares with: the first run's, with the load figures
+        (p95, error rate, achieved TPS) the median over the baseline's runs."""
         return dict(self.data.get("manifest") or {})
 
     @property
-    def tables(self) -> dict[tuple[str, str], SliceTable]:
-        return fkgate.tables_from_json(self.data.get("tables"))
+    def tables(self) -> dict[tuple[str, str], list[SliceTable]]:
+        """Per service-event, one table per baseline run that has it."""
+        out: dict[tuple[str, str], list[SliceTable]] = {}
+        for run_tables in _table_sets(self.data):
+            for key, t in fkgate.tables_from_json(run_tables).items():
+                out.setdefault(key, []).append(t)
+        return out
 
     def profile(self, service: str, event: str) -> Profile | None:
         f = self.path / "stacks" / f"{service}-{event}.collapsed.gz"
         if not f.is_file():
             return None
         return parse_collapsed(gzip.decompress(f.read_bytes()).decode("utf-8", "replace"))
+
+
+def _table_sets(data: Mapping) -> list[list]:
+    """The per-run table lists of a baseline.json (format 1 held one run's list)."""
+    tables = data.get("tables") or []
+    if data.get("format") == 1:
+        return [tables]
+    return [t for t in tables if isinstance(t, list)]
 
 
 def _top_stacks(collapsed: Path, budget: int = STACK_BUDGET) -> bytes:
@@ -175,29 +197,75 @@ def _top_stacks(collapsed: Path, budget: int = STACK_BUDGET) -> bytes:
     return gzip.compress(("\n".join(out) + "\n").encode("utf-8"), mtime=0)
 
 
-def save(run_dir: str | os.PathLike[str], name: str, baselines: str | os.PathLike[str],
-         jfrconv: Path, *, slices: int = 10, runner=None) -> Path:
-    """Store the run as baseline ``name`` (replacing an older one of that name atomically)."""
+def pooled_manifest(manifests: Sequence[Mapping]) -> dict:
+    """The first manifest, its load figures replaced by the median over all (a p95 of one run
+    moves by several percent between runs; the median of three does not follow one outlier)."""
+    first = json.loads(json.dumps(manifests[0], default=str))
+    load = first.get("load")
+    if len(manifests) > 1 and isinstance(load, dict):
+        for key in ("p95_ms", "achieved_tps", "error_rate"):
+            conv = error_fraction if key == "error_rate" else number
+            vals = [v for v in (conv(get(m, "load", key)) for m in manifests) if v is not None]
+            if vals:
+                load[key] = statistics.median(vals)
+    first["baseline_runs"] = [str(m.get("stamp")) for m in manifests]
+    return first
+
+
+def _poolable(manifests: Sequence[Mapping], names: Sequence[str], services: Sequence[str]) -> None:
+    """Every run of a baseline must be one the gate could compare with the first."""
+    for m, name in zip(manifests, names):
+        problem = fkgate.rate_problem(m, f"run {name}")
+        if problem:
+            raise ReportError(f"cannot keep run {name} in a baseline: {problem}",
+                              "save a baseline from runs that held their rate")
+    for m, name in zip(manifests[1:], names[1:]):
+        reasons = fkgate.comparability(manifests[0], m, services)
+        if reasons:
+            raise ReportError(f"runs {names[0]} and {name} cannot be pooled in one baseline: {reasons[0]}",
+                              "save a baseline from runs with the same settings, flags and versions")
+
+
+def save(run_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], name: str,
+         baselines: str | os.PathLike[str], jfrconv: Path, *, slices: int = 10, runner=None) -> Path:
+    """Store one run, or several runs of the same settings, as baseline ``name`` (replacing an
+    older one of that name atomically). With several runs the gate also learns how much each
+    method moves between runs (see docs/gate.md)."""
     check_name(name)
-    run_dir = Path(run_dir)
-    manifest = runs.read_manifest(run_dir)
-    if manifest.get("status") not in ("ok", None):
-        raise ReportError(f"run {run_dir.name} did not finish ok ({manifest.get('status')})",
-                          "save a baseline from a complete run")
-    tables = run_tables(run_dir, manifest, jfrconv, slices=slices, runner=runner)
-    if not tables:
-        raise ReportError(f"run {run_dir.name} has no capture to keep as a baseline", runs.RUN_HINT)
+    dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, os.PathLike)) else [Path(d) for d in run_dirs]
+    if not dirs:
+        raise ReportError("no run to keep as a baseline", runs.RUN_HINT)
+    manifests = []
+    for run_dir in dirs:
+        manifest = runs.read_manifest(run_dir)
+        if manifest.get("status") not in ("ok", None):
+            raise ReportError(f"run {run_dir.name} did not finish ok ({manifest.get('status')})",
+                              "save a baseline from a complete run")
+        manifests.append(manifest)
+    names = [str(m.get("stamp") or d.name) for m, d in zip(manifests, dirs)]
+    if len(set(names)) < len(names):
+        raise ReportError(f"a run is named twice: {', '.join(names)}", "name each run once")
+    if len(dirs) > 1:
+        services = sorted({str(c.get("service")) for m in manifests for c in runs.captures(m)})
+        _poolable(manifests, names, services)
+    table_sets = []
+    for run_dir, manifest in zip(dirs, manifests):
+        tables = run_tables(run_dir, manifest, jfrconv, slices=slices, runner=runner)
+        if not tables:
+            raise ReportError(f"run {run_dir.name} has no capture to keep as a baseline", runs.RUN_HINT)
+        table_sets.append(tables)
     root = Path(baselines)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
         (tmp / "stacks").mkdir()
-        for cap in load_captures(run_dir, manifest):
-            if (cap.service, cap.event) in tables and cap.collapsed is not None:
+        for cap in load_captures(dirs[0], manifests[0]):
+            if (cap.service, cap.event) in table_sets[0] and cap.collapsed is not None:
                 (tmp / "stacks" / f"{cap.label}-{cap.event}.collapsed.gz").write_bytes(_top_stacks(cap.collapsed))
-        data = {"format": BASELINE_FORMAT, "name": name, "run": str(manifest.get("stamp") or run_dir.name),
+        data = {"format": BASELINE_FORMAT, "name": name, "run": names[0], "runs": names,
                 "saved": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "manifest": manifest, "tables": fkgate.tables_to_json(tables)}
+                "manifest": pooled_manifest(manifests),
+                "tables": [fkgate.tables_to_json(t) for t in table_sets]}
         (tmp / BASELINE_FILE).write_text(json.dumps(data, separators=(",", ":"), default=str) + "\n",
                                          encoding="utf-8")
         dest = root / name
@@ -225,7 +293,7 @@ def load(name: str, baselines: str | os.PathLike[str]) -> Baseline:
                           f"save one with `inv baseline save --name {name}` (known: {known})") from None
     except (OSError, ValueError) as exc:
         raise ReportError(f"unreadable baseline {f}: {exc}", "save it again") from None
-    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
         raise ReportError(f"baseline {f} has an unknown format", "save it again with this flamekit")
     return Baseline(name, path, data)
 
@@ -243,10 +311,11 @@ def list_all(baselines: str | os.PathLike[str]) -> list[dict]:
         except (OSError, ValueError):
             continue
         size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
-        tables = data.get("tables") or []
+        tables = [t for ts in _table_sets(data) for t in ts if isinstance(t, dict)]
         svcs = sorted({str(t.get("service")) for t in tables})
         evs = sorted({str(t.get("event")) for t in tables})
-        out.append({"name": d.name, "run": data.get("run"), "saved": data.get("saved"),
+        out.append({"name": d.name, "run": ", ".join(map(str, data.get("runs") or [data.get("run")])),
+                    "saved": data.get("saved"),
                     "captures": f"{', '.join(svcs)}: {', '.join(evs)}",
                     "tps": get(data, "manifest", "load", "achieved_tps"), "bytes": size})
     return out
@@ -277,7 +346,7 @@ def gate(settings: Settings, baseline: str, run: str | None = None, *, slices: i
     base_tables = base.tables
     services = sorted({s for s, _ in base_tables})
     events = sorted({e for _, e in base_tables})
-    ui.say(f"gate: run {run_dir.name} against baseline {baseline} (run {base.data.get('run')}); "
+    ui.say(f"gate: run {run_dir.name} against baseline {baseline} (run(s) {', '.join(base.runs)}); "
            f"slicing {', '.join(events)} of {', '.join(services)}")
     tables = run_tables(run_dir, manifest, settings.profiler.dir / "bin" / "jfrconv", slices=slices,
                         services=services, events=events, runner=runner)
@@ -313,12 +382,33 @@ def gate(settings: Settings, baseline: str, run: str | None = None, *, slices: i
     return GateOutputs(result, out_dir, junit, summary, diffs)
 
 
-def save_baseline(settings: Settings, run: str | None, name: str, slices: int = 10, runner=None,
-                  baselines: Path | None = None) -> Path:
-    """`inv baseline save`: store a run (default: the newest) as baseline ``name``."""
-    run_dir = runs.resolve_run(settings.runs_dir, run)
-    ui.say(f"saving run {run_dir.name} as baseline {name} (slicing its JFRs with jfrconv)")
-    path = save(run_dir, name, baselines or baselines_dir(settings), settings.profiler.dir / "bin" / "jfrconv",
+def _complete(run_dir: Path) -> bool:
+    try:
+        return runs.read_manifest(run_dir).get("status") in ("ok", None)
+    except ReportError:
+        return False
+
+
+def save_baseline(settings: Settings, run: str | Sequence[str] | None, name: str, slices: int = 10, runner=None,
+                  baselines: Path | None = None, last: int = 0) -> Path:
+    """`inv baseline save`: store a run (default: the newest), the runs given, or the newest
+    ``last`` runs, as baseline ``name``."""
+    given = [run] if isinstance(run, str) else list(run or [])
+    if last and given:
+        raise ConfigError("both --run and --last given", "name the runs, or ask for the newest N, not both")
+    if last:
+        if last < 1:
+            raise ConfigError(f"--last {last}: not a number of runs", "pass --last 3 for the newest three runs")
+        complete = [d for d in runs.list_runs(settings.runs_dir) if _complete(d)]  # newest first
+        if len(complete) < last:
+            raise ReportError(f"--last {last}: only {len(complete)} complete run(s) in {settings.runs_dir}",
+                              "profile more runs first, or ask for fewer")
+        dirs = complete[:last][::-1]
+    else:
+        dirs = [runs.resolve_run(settings.runs_dir, r) for r in given] or [runs.resolve_run(settings.runs_dir, None)]
+    what = f"run {dirs[0].name}" if len(dirs) == 1 else f"{len(dirs)} runs ({', '.join(d.name for d in dirs)})"
+    ui.say(f"saving {what} as baseline {name} (slicing their JFRs with jfrconv)")
+    path = save(dirs, name, baselines or baselines_dir(settings), settings.profiler.dir / "bin" / "jfrconv",
                 slices=slices, runner=runner)
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     ui.ok(f"baseline {name}: {path} ({size / 1024:.0f} kB)")
@@ -350,4 +440,5 @@ def profile_all_gated(settings: Settings, services: Sequence[str], events: Seque
 
 
 __all__ = ["Baseline", "DEFAULT_BASELINES", "GateOutputs", "baselines_dir", "check_name", "gate", "list_all",
-           "list_baselines", "load", "noun_of", "profile_all_gated", "run_tables", "save", "save_baseline"]
+           "list_baselines", "load", "noun_of", "pooled_manifest", "profile_all_gated", "run_tables", "save",
+           "save_baseline"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
 
@@ -102,3 +103,42 @@ def test_slice_bounds_and_jfrconv_arguments():
     assert b[0] == (0, 2000) and b[8] == (16000, 18000) and b[9][0] == 18000 and b[9][1] > 3_000_000
     assert convert.slice_args("jfrconv", "alloc", "x.jfr", 0, 2000, "o") == [
         "jfrconv", "--alloc", "--total", "--from", "0", "--to", "2000", "-o", "collapsed", "x.jfr", "o"]
+
+
+def test_pool_of_one_run_is_that_run():
+    from flamekit.analysis.gate_stats import pool
+    assert pool([0.5], [0.01]) == (0.5, 0.01, 0.0)
+
+
+def test_pool_finds_no_between_run_spread_when_runs_agree_within_their_noise():
+    from flamekit.analysis.gate_stats import pool
+    value, var, tau2 = pool([1.00, 1.02, 0.99], [0.01, 0.01, 0.01])
+    assert tau2 == 0.0
+    assert value == pytest.approx((1.00 + 1.02 + 0.99) / 3)
+    assert var == pytest.approx(0.01 / 3)
+
+
+def test_pool_measures_the_spread_between_runs_beyond_their_own_noise():
+    from flamekit.analysis.gate_stats import pool
+    # three runs 0.5 apart, each known to +-0.1: most of the spread is between runs
+    value, var, tau2 = pool([0.0, 0.5, 1.0], [0.01, 0.01, 0.01])
+    assert value == pytest.approx(0.5)
+    sample_var = statistics.variance([0.0, 0.5, 1.0])
+    assert tau2 == pytest.approx(sample_var - 0.01)
+    assert var == pytest.approx((0.01 + tau2) / 3)
+
+
+def test_a_method_that_moves_between_baseline_runs_is_not_significant_within_that_range():
+    rng = random.Random(11)
+    bases = [table(noisy(100, 10, rng), noisy(100 * f, 10, rng)) for f in (0.4, 1.0, 1.6)]
+    b = table(noisy(100, 10, rng), noisy(150, 10, rng))
+    plans = [resample_plan(10, 2, 1000, rng) for _ in bases]
+    plan_b = resample_plan(10, 2, 1000, rng)
+    pooled = estimate(bases, b, "demo.B.cold", plans, plan_b)
+    alone = estimate(bases[1], b, "demo.B.cold", plans[1], plan_b)
+    assert alone.p_cost < 1e-6                 # one run: +50 % looks certain
+    assert pooled.p_cost > 0.05 and pooled.runs_a == 3 and pooled.tau_log > 0.3
+    assert pooled.ratio_lo < 1.0 < pooled.ratio_hi
+    # the steady method keeps its power: doubled against the same three runs
+    b2 = table(noisy(200, 10, rng), noisy(100, 10, rng))
+    assert estimate(bases, b2, "demo.A.hot", plans, plan_b).p_cost < 1e-6

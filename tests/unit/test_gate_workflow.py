@@ -23,12 +23,12 @@ def settings(tmp_path: Path):
                                     "reports_dir": str(tmp_path / "reports")}, tmp_path)
 
 
-def make_run(tmp_path: Path, stamp: str, cost: float, flags=FLAGS, seed=0) -> Path:
+def make_run(tmp_path: Path, stamp: str, cost: float, flags=FLAGS, seed=0, other=1.0) -> Path:
     run = tmp_path / "runs" / stamp
     svc = run / "order-service"
     svc.mkdir(parents=True)
     # the fake JFR holds what the fake jfrconv puts in each slice
-    (svc / "profile.jfr").write_text(json.dumps({"cost": cost, "seed": seed}))
+    (svc / "profile.jfr").write_text(json.dumps({"cost": cost, "seed": seed, "other": other}))
     (svc / "cpu.collapsed").write_text(f"java/lang/Thread.run;{HOT} {int(600 * cost)}\n"
                                        "java/lang/Thread.run;demo/order/Other.work 1000\n")
     caps = [{"service": "order-service", "event": "cpu", "samples": int(600 * cost) + 1000, "engine": "ctimer",
@@ -44,12 +44,12 @@ def make_run(tmp_path: Path, stamp: str, cost: float, flags=FLAGS, seed=0) -> Pa
 
 
 def fake_jfrconv(args, **kw):
-    """Writes a slice: ~60 x cost samples of priceOrder, ~100 of another method, with noise."""
+    """Writes a slice: ~60 x cost samples of priceOrder, ~100 x other of another method, with noise."""
     spec = json.loads(Path(args[-2]).read_text())
     start = int(args[args.index("--from") + 1])
     rng = random.Random(spec["seed"] * 1000 + start)
     hot = int(rng.gauss(60 * spec["cost"], 5))
-    other = int(rng.gauss(100, 6))
+    other = int(rng.gauss(100 * spec.get("other", 1.0), 6))
     Path(args[-1]).write_text(f"java/lang/Thread.run;{HOT}_[j] {hot}\n"
                               f"java/lang/Thread.run;demo/order/Other.work_[j] {other}\n")
     return SimpleNamespace(returncode=0, stdout="", stderr="")
@@ -61,7 +61,8 @@ def test_save_list_and_load_a_baseline(tmp_path):
     path = wg.save_baseline(s, None, "main", runner=fake_jfrconv)
     assert path == tmp_path / "docs" / "perf" / "baselines" / "main"
     b = wg.load("main", wg.baselines_dir(s))
-    t = b.tables[("order-service", "cpu")]
+    (t,) = b.tables[("order-service", "cpu")]
+    assert b.runs == ["20260101-000000"]
     assert t.k == 10 and "demo.order.PricingEngine.priceOrder" in t.methods and t.unit == "CPU ms"
     assert b.profile("order-service", "cpu").total == 1600
     items = wg.list_baselines(s)
@@ -117,6 +118,61 @@ def test_gate_cannot_judge_runs_with_other_jvm_flags(tmp_path):
     with pytest.raises(GateUndecided, match="different JVM flags for order-service.*UseParallelGC") as exc:
         wg.gate(s, "main", "20260101-000100", runner=fake_jfrconv)
     assert exc.value.exit_code == 2
+
+
+def test_a_baseline_of_several_runs_knows_how_much_a_method_moves_between_runs(tmp_path):
+    """Other.work moves by tens of percent from run to run (as a demo's HTTP client does);
+    one baseline run cannot know that and flags it, three runs can and do not; a doubled
+    priceOrder is still caught against the three."""
+    s = settings(tmp_path)
+    for i, other in enumerate((1.0, 1.5, 0.7)):
+        make_run(tmp_path, f"20260101-00000{i}", 1.0, seed=10 + i, other=other)
+    wg.save_baseline(s, "20260101-000000", "one", runner=fake_jfrconv)
+    path = wg.save_baseline(s, None, "three", runner=fake_jfrconv, last=3)
+    b = wg.load("three", wg.baselines_dir(s))
+    assert b.runs == ["20260101-000000", "20260101-000001", "20260101-000002"]
+    assert len(b.tables[("order-service", "cpu")]) == 3 and path.name == "three"
+    assert wg.list_baselines(s)[1]["run"] == "20260101-000000, 20260101-000001, 20260101-000002"
+
+    make_run(tmp_path, "20260101-000100", 1.0, seed=1, other=1.5)
+    with pytest.raises(GateRegression, match="demo.order.Other.work"):
+        wg.gate(s, "one", "20260101-000100", runner=fake_jfrconv)
+    outs = wg.gate(s, "three", "20260101-000100", runner=fake_jfrconv)
+    assert outs.result.exit_code == 0, outs.result.headline()
+    other = next(m for c in outs.result.checks for m in c.methods if m.method.endswith("Other.work"))
+    assert other.est.runs_a == 3 and other.est.tau_log > 0.1
+
+    make_run(tmp_path, "20260101-000200", 2.0, seed=2, other=1.0)
+    with pytest.raises(GateRegression, match="^order-service cpu: demo.order.PricingEngine.priceOrder \\+"):
+        wg.gate(s, "three", "20260101-000200", runner=fake_jfrconv)
+
+
+def test_runs_that_cannot_be_compared_are_not_pooled(tmp_path):
+    s = settings(tmp_path)
+    make_run(tmp_path, "20260101-000000", 1.0)
+    make_run(tmp_path, "20260101-000001", 1.0, flags=FLAGS + ["-XX:+UseParallelGC"], seed=1)
+    with pytest.raises(ReportError, match="cannot be pooled.*different JVM flags"):
+        wg.save_baseline(s, ["20260101-000000", "20260101-000001"], "main", runner=fake_jfrconv)
+    with pytest.raises(ReportError, match="only 2 complete run"):
+        wg.save_baseline(s, None, "main", runner=fake_jfrconv, last=3)
+    with pytest.raises(ConfigError, match="both --run and --last"):
+        wg.save_baseline(s, ["20260101-000000"], "main", runner=fake_jfrconv, last=2)
+    assert not (wg.baselines_dir(s) / "main").exists()
+
+
+def test_a_format_1_baseline_still_loads(tmp_path):
+    s = settings(tmp_path)
+    make_run(tmp_path, "20260101-000000", 1.0)
+    path = wg.save_baseline(s, None, "main", runner=fake_jfrconv)
+    f = path / wg.BASELINE_FILE
+    data = json.loads(f.read_text())
+    data.update(format=1, tables=data["tables"][0])
+    del data["runs"]
+    f.write_text(json.dumps(data))
+    b = wg.load("main", wg.baselines_dir(s))
+    assert b.runs == ["20260101-000000"] and len(b.tables[("order-service", "cpu")]) == 1
+    make_run(tmp_path, "20260101-000100", 1.0, seed=1)
+    assert wg.gate(s, "main", "20260101-000100", runner=fake_jfrconv).result.exit_code == 0
 
 
 def test_noun_of_the_k6_script():
