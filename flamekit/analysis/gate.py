@@ -20,7 +20,8 @@ from typing import Any, Mapping, Sequence
 from ..errors import FlamekitError
 from .collapsed import Profile
 from .events import event_kind
-from .gate_stats import TOTAL, Estimate, SliceTable, benjamini_hochberg, estimate, resample_plan
+from .gate_stats import (TOTAL, Estimate, SliceTable, benjamini_hochberg, combine, dispersion, resample_plan,
+                         run_figure)
 from .hotspots import app_hotspots
 from .values import error_fraction, get, number
 
@@ -443,10 +444,14 @@ def compare_tables(base: Mapping[tuple[str, str], SliceTable | Sequence[SliceTab
         plans_a = [resample_plan(a.k, cfg.block, cfg.resamples, rng) for a in bases]
         plan_b = resample_plan(b.k, cfg.block, cfg.resamples, rng)
         base_total = sum(a.cost(a.totals) for a in bases) / len(bases)
-        for name in _testable(bases, b, cfg):
+        figs = {n: ([run_figure(a, n, p) for a, p in zip(bases, plans_a)], run_figure(b, n, plan_b))
+                for n in _testable(bases, b, cfg)}
+        methods = [fa for n, (fa, _) in figs.items() if n != TOTAL]
+        d_cost = dispersion([[(f.log_cost, f.var_log) for f in fa] for fa in methods])
+        d_share = dispersion([[(f.share, f.var_share) for f in fa] for fa in methods])
+        for name, (fa, fb) in figs.items():
             check.methods.append(MethodCheck(key[0], key[1], name, b.unit,
-                                             estimate(bases, b, name, plans_a, plan_b, cfg.level),
-                                             base_total=base_total))
+                                             combine(fa, fb, cfg.level, d_cost, d_share), base_total=base_total))
     tests = [m for c in checks for m in c.methods]
     qs = benjamini_hochberg([m.est.p_cost for m in tests] + [m.est.p_share for m in tests])
     for i, m in enumerate(tests):

@@ -99,7 +99,8 @@ class Estimate:
     p_cost: float
     p_share: float
     runs_a: int = 1          # baseline runs pooled
-    tau_log: float = 0.0     # between-run spread of the log cost seen in the baseline (0 with one run)
+    tau_log: float = 0.0     # a method's own between-run spread of its log cost (0 with one run)
+    dispersion: float = 1.0  # the service-event's run-to-run variance over the bootstrap's (>= 1)
 
     @property
     def share_delta(self) -> float:
@@ -208,37 +209,77 @@ def _z(level: float) -> float:
     return statistics.NormalDist().inv_cdf(0.5 + level / 2.0)
 
 
-def estimate(a: SliceTable | Sequence[SliceTable], b: SliceTable, name: str,
-             plan_a: Sequence[Sequence[int]] | Sequence[Sequence[Sequence[int]]],
-             plan_b: Sequence[Sequence[int]], level: float = 0.95) -> Estimate:
-    """Compare one method (or ``TOTAL``) of a run B with a baseline A of one or more runs.
+def _cochran_q(values: Sequence[float], variances: Sequence[float]) -> float:
+    w = [1.0 / max(v, 1e-12) for v in variances]
+    mean_w = sum(wi * x for wi, x in zip(w, values)) / sum(w)
+    return sum(wi * (x - mean_w) ** 2 for wi, x in zip(w, values))
 
-    Each run's log cost per request and share come with their bootstrap variance over its own
-    slice resamples (:func:`run_figure`). Several baseline runs are pooled with a
-    random-effects model (:func:`pool`), whose between-run variance tau^2 also applies to B:
-    B - A has variance var(B) + tau^2 + var(pooled A). Interval and two-sided p-value use the
-    normal approximation on the log scale (cost) and on the share difference; they stay
-    continuous for Benjamini-Hochberg where percentile p-values would stop at 1/resamples.
-    ``a`` and ``plan_a`` are a table and its plan, or lists of them (one per baseline run).
-    """
-    tables = [a] if isinstance(a, SliceTable) else list(a)
-    plans = [plan_a] if isinstance(a, SliceTable) else list(plan_a)
-    fa = [run_figure(t, name, p) for t, p in zip(tables, plans)]
-    fb = run_figure(b, name, plan_b)
-    la, var_la, tau_l = pool([f.log_cost for f in fa], [f.var_log for f in fa])
-    sa, var_sa, tau_s = pool([f.share for f in fa], [f.var_share for f in fa])
+
+def _chi2_median(df: int) -> float:
+    """Median of a chi-square with ``df`` degrees of freedom (Wilson-Hilferty: 1.3 % high at
+    df = 2, closer above; exact enough for a scale factor)."""
+    return df * (1.0 - 2.0 / (9.0 * df)) ** 3
+
+
+def dispersion(groups: Sequence[Sequence[tuple[float, float]]]) -> float:
+    """How many times its bootstrap variance a service-event's figures really vary from run to
+    run, common to its methods: ``groups`` holds per method the (value, bootstrap variance) of
+    each baseline run.
+
+    Why: three baseline runs are too few to learn each method's own between-run variance
+    (tau^2 from 2 degrees of freedom often comes out 0 by chance), but the methods of one
+    service-event share much of it: on the demo, allocation figures vary 2-5 times their
+    bootstrap variance between runs, every method alike, while CPU figures do not. Per method,
+    Cochran's Q over the runs is that factor times a chi-square with R-1 degrees of freedom;
+    the lower median over methods, scaled by the chi-square's median, is robust to one wild
+    method even when a service-event has only two (its own tau^2 then covers that method).
+    Never under 1; 1 without two baseline runs."""
+    ratios = [_cochran_q([x for x, _ in g], [v for _, v in g]) / _chi2_median(len(g) - 1)
+              for g in groups if len(g) >= 2]
+    return max(1.0, statistics.median_low(ratios)) if ratios else 1.0
+
+
+def combine(fa: Sequence[RunFigure], fb: RunFigure, level: float = 0.95, disp_cost: float = 1.0,
+            disp_share: float = 1.0) -> Estimate:
+    """B against the baseline runs' figures: each bootstrap variance scaled by the
+    service-event's dispersion, the baseline runs pooled (:func:`pool`, whose tau^2 also
+    applies to B), then the normal approximation on the log scale (cost) and on the share
+    difference."""
+    la, var_la, tau_l = pool([f.log_cost for f in fa], [disp_cost * f.var_log for f in fa])
+    sa, var_sa, tau_s = pool([f.share for f in fa], [disp_share * f.var_share for f in fa])
     d_log = fb.log_cost - la
-    se_log = math.sqrt(fb.var_log + tau_l + var_la)
+    se_log = math.sqrt(disp_cost * fb.var_log + tau_l + var_la)
     d_share = fb.share - sa
-    se_share = math.sqrt(fb.var_share + tau_s + var_sa)
+    se_share = math.sqrt(disp_share * fb.var_share + tau_s + var_sa)
     z = _z(level)
     return Estimate(
         cost_a=sum(f.cost for f in fa) / len(fa), cost_b=fb.cost, ratio=math.exp(d_log),
         ratio_lo=math.exp(d_log - z * se_log), ratio_hi=math.exp(d_log + z * se_log),
         share_a=sa, share_b=fb.share, share_lo=d_share - z * se_share, share_hi=d_share + z * se_share,
         p_cost=_normal_p(d_log, se_log), p_share=_normal_p(d_share, se_share),
-        runs_a=len(fa), tau_log=math.sqrt(tau_l),
+        runs_a=len(fa), tau_log=math.sqrt(tau_l), dispersion=disp_cost,
     )
+
+
+def estimate(a: SliceTable | Sequence[SliceTable], b: SliceTable, name: str,
+             plan_a: Sequence[Sequence[int]] | Sequence[Sequence[Sequence[int]]],
+             plan_b: Sequence[Sequence[int]], level: float = 0.95, disp_cost: float = 1.0,
+             disp_share: float = 1.0) -> Estimate:
+    """Compare one method (or ``TOTAL``) of a run B with a baseline A of one or more runs.
+
+    Each run's log cost per request and share come with their bootstrap variance over its own
+    slice resamples (:func:`run_figure`). Several baseline runs are pooled with a
+    random-effects model (:func:`pool`), whose between-run variance tau^2 also applies to B:
+    B - A has variance var(B) + tau^2 + var(pooled A), the bootstrap variances first scaled by
+    the service-event's :func:`dispersion` (given; 1 by default). Interval and two-sided
+    p-value use the normal approximation; they stay continuous for Benjamini-Hochberg where
+    percentile p-values would stop at 1/resamples. ``a`` and ``plan_a`` are a table and its
+    plan, or lists of them (one per baseline run).
+    """
+    tables = [a] if isinstance(a, SliceTable) else list(a)
+    plans = [plan_a] if isinstance(a, SliceTable) else list(plan_a)
+    fa = [run_figure(t, name, p) for t, p in zip(tables, plans)]
+    return combine(fa, run_figure(b, name, plan_b), level, disp_cost, disp_share)
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
@@ -267,5 +308,5 @@ def choose_slices(window_s: float, wanted: int = 10, lo: int = 6, hi: int = 12,
     return k
 
 
-__all__ = ["Estimate", "RunFigure", "SliceTable", "TOTAL", "pool", "run_figure", "benjamini_hochberg", "block_counts", "choose_slices",
+__all__ = ["Estimate", "RunFigure", "SliceTable", "TOTAL", "combine", "dispersion", "pool", "run_figure", "benjamini_hochberg", "block_counts", "choose_slices",
            "estimate", "resample_plan"]

@@ -150,8 +150,13 @@ def summary_markdown(result: GateResult, out_dir: Path | None = None, diffs: Seq
         out.append(f"| {lc.name} | {a} | {b} | {_md(lc.detail)} | {lc.verdict} |")
     out.append("")
     for chk in result.checks:
+        runs_a = chk.methods[0].est.runs_a if chk.methods else 1
+        pooled = ""
+        if runs_a > 1:
+            pooled = (f" Baseline of {runs_a} runs (its samples: the fewest of them); run-to-run variance "
+                      f"x{chk.methods[0].est.dispersion:.1f} the bootstrap's, plus each method's own.")
         out += [f"### {chk.service} {chk.event}", "",
-                f"Samples: baseline {chk.samples_a:,}, run {chk.samples_b:,}.", ""]
+                f"Samples: baseline {chk.samples_a:,}, run {chk.samples_b:,}.{pooled}", ""]
         if chk.undecided or chk.skipped:
             out += [f"Not judged: {_md(chk.undecided or chk.skipped or '')}", ""]
             continue

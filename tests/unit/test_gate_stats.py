@@ -142,3 +142,52 @@ def test_a_method_that_moves_between_baseline_runs_is_not_significant_within_tha
     # the steady method keeps its power: doubled against the same three runs
     b2 = table(noisy(200, 10, rng), noisy(100, 10, rng))
     assert estimate(bases, b2, "demo.A.hot", plans, plan_b).p_cost < 1e-6
+
+
+def test_dispersion_is_the_common_run_to_run_excess_and_ignores_one_wild_method():
+    from flamekit.analysis.gate_stats import _chi2_median, dispersion
+    assert dispersion([[(1.0, 0.01)]]) == 1.0          # one baseline run: nothing to learn from
+    assert dispersion([]) == 1.0
+    steady = [(0.0, 0.01), (0.1, 0.01), (0.2, 0.01)]    # Q = 2 (0.1^2 / 0.01) = 2
+    wild = [(0.0, 0.01), (2.0, 0.01), (4.0, 0.01)]      # Q = 800
+    c = dispersion([steady, steady, wild])
+    assert c == pytest.approx(2.0 / _chi2_median(2))    # the wild method does not set it
+    assert dispersion([steady, wild]) == pytest.approx(2.0 / _chi2_median(2))
+    tight = [(0.0, 0.01), (0.01, 0.01), (0.02, 0.01)]
+    assert dispersion([tight, tight]) == 1.0           # never below the bootstrap's own variance
+
+
+def test_chi2_median_is_close_to_the_exact_values():
+    from flamekit.analysis.gate_stats import _chi2_median
+    # exact medians: df 2 -> 2 ln 2; df 4 -> 3.357; df 10 -> 9.342
+    assert _chi2_median(2) == pytest.approx(2 * math.log(2), rel=0.015)
+    assert _chi2_median(4) == pytest.approx(3.357, rel=0.01)
+    assert _chi2_median(10) == pytest.approx(9.342, rel=0.01)
+
+
+def test_a_common_overdispersion_keeps_a_b_from_the_same_process_at_the_nominal_rate():
+    """Every method varies between runs more than its bootstrap variance (as the demo's alloc
+    figures do). Against 3-run baselines, per-method tau^2 alone (2 degrees of freedom) calls
+    about 15 % of same-process runs significant at 5 %; with the service-event's dispersion,
+    about the nominal 5 %. A doubled method stays significant."""
+    from flamekit.analysis.gate_stats import RunFigure, combine, dispersion
+    rng = random.Random(0)
+    v = 0.03 ** 2
+
+    def run(level):
+        x = level + rng.gauss(0, 2 * 0.03) + rng.gauss(0, 0.03)   # between-run sd 2 x the bootstrap's
+        return RunFigure(cost=math.exp(x), log_cost=x, var_log=v, share=0.1, var_share=1e-4)
+
+    plain = wide = n = 0
+    for _ in range(40):                       # 40 service-events of 5 methods
+        levels = [rng.uniform(0, 3) for _ in range(5)]
+        base = [[run(lv) for _ in range(3)] for lv in levels]
+        c = dispersion([[(f.log_cost, f.var_log) for f in fa] for fa in base])
+        for fa, lv in zip(base, levels):
+            b = run(lv)
+            plain += combine(fa, b, 0.95, 1.0).p_cost < 0.05
+            wide += combine(fa, b, 0.95, c).p_cost < 0.05
+            n += 1
+    assert wide / n <= 0.10 < plain / n
+    doubled = combine(base[0], run(levels[0] + math.log(2)), 0.95, c)
+    assert doubled.p_cost < 1e-4 and doubled.dispersion == c

@@ -141,6 +141,7 @@ def test_a_baseline_of_several_runs_knows_how_much_a_method_moves_between_runs(t
     assert outs.result.exit_code == 0, outs.result.headline()
     other = next(m for c in outs.result.checks for m in c.methods if m.method.endswith("Other.work"))
     assert other.est.runs_a == 3 and other.est.tau_log > 0.1
+    assert "Baseline of 3 runs" in outs.summary.read_text()
 
     make_run(tmp_path, "20260101-000200", 2.0, seed=2, other=1.0)
     with pytest.raises(GateRegression, match="^order-service cpu: demo.order.PricingEngine.priceOrder \\+"):
