@@ -44,8 +44,8 @@ class GateConfig:
     min_samples: int = 100          # per service-event and run; fewer in one run: cannot judge
     min_share: float = 0.01         # methods under this share in both runs are not tested
     min_method_samples: float = 20  # ... nor those with fewer samples (summed over both runs)
-    min_impact: float = 0.01        # a method's change must move the service's cost per request
-                                    # by this share of the baseline's total (1 %) to count
+    min_impact: float = 0.03        # a method's change must move the service's cost per request
+                                    # by this share of the baseline's total (3 %, as share_points)
     resamples: int = 2000
     block: int = 2                  # slices per bootstrap block
     seed: int = 1729
@@ -393,7 +393,7 @@ def _classify(m: MethodCheck, cfg: GateConfig) -> None:
     e = m.est
     sig_cost, sig_share = m.q_cost <= cfg.alpha, m.q_share <= cfg.alpha
     if m.method != TOTAL and abs(m.impact) < cfg.min_impact:
-        return  # real or not, it moves the service's cost per request by under 1 %
+        return  # real or not, it moves the service's cost per request by under min_impact
     if sig_cost and e.ratio >= 1 + cfg.cost_pct and e.ratio_lo > 1:
         m.verdict, m.why = "regression", "cost"
     elif m.method != TOTAL and sig_share and sig_cost and e.share_delta >= cfg.share_points and e.ratio > 1:

@@ -90,13 +90,19 @@ def test_the_worst_is_the_largest_added_cost_not_the_largest_ratio():
     assert r.regressions[0].impact > next(m for m in r.regressions if m.method == SMALL).impact > 0
 
 
-def test_a_method_whose_change_moves_the_total_under_one_percent_is_not_a_regression():
-    # 0.2 -> 1.2 samples a slice of ~200: +500 %, significant, but +0.5 % of the service's cost
-    r = run_gate(_with_small(tables(1, sd=0.01), 11, 0.2), _with_small(tables(2, sd=0.01), 12, 1.2),
+def test_a_method_whose_change_moves_the_total_under_three_percent_is_not_a_regression():
+    # 0.5 -> 4.5 samples a slice of ~200: +800 %, significant, but ~+2 % of the service's cost
+    # (the demo's network CPU swings that much between runs of the same code; docs/gate.md)
+    r = run_gate(_with_small(tables(1, sd=0.01), 11, 0.5), _with_small(tables(2, sd=0.01), 12, 4.5),
                  cfg=g.GateConfig(min_share=0.001, min_method_samples=1))
     small = next(m for m in r.checks[0].methods if m.method == SMALL)
-    assert small.est.ratio > 3 and small.verdict == "ok" and 0 < small.impact < 0.01
+    assert small.est.ratio > 5 and small.q_cost < 0.001 and small.verdict == "ok"
+    assert 0.01 < small.impact < 0.03
     assert r.exit_code == 0
+    # the same change with the floor at 1 % is a regression: the floor is what lets it pass
+    r1 = run_gate(_with_small(tables(1, sd=0.01), 11, 0.5), _with_small(tables(2, sd=0.01), 12, 4.5),
+                  cfg=g.GateConfig(min_share=0.001, min_method_samples=1, min_impact=0.01))
+    assert next(m for m in r1.checks[0].methods if m.method == SMALL).verdict == "regression"
 
 
 def test_noise_alone_passes():
