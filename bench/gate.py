@@ -14,7 +14,7 @@ gates it against that baseline:
 The A/A run of a round joins the pool of cost-1 runs, so the next round's baseline is the R
 newest of them (R cost-1 runs are profiled before round 1): a baseline is always older than the
 runs gated against it, as in CI. Arms share their round's baseline and consecutive baselines
-share R-1 runs, so rounds are not fully independent. Full mode: 10 rounds, R = 3, 30 s captures
+share R-1 runs, so rounds are not fully independent. Full mode: 10 rounds, R = 5, 30 s captures
 after 15 s warm-up. Quick mode (CI): 2 rounds of the A/A and the PRICING_COST 2 arms, R = 2,
 15 s captures. Prints per arm the exit codes, the
 detection or false-alarm rate, and the cost ratio the gate estimated next to the planted one.
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=int, default=None, help="capture seconds (default 30; quick 15)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds (default 15; quick 8)")
     ap.add_argument("--baseline-runs", type=int, default=None, metavar="R",
-                    help="cost-1 runs pooled in each round's baseline (default 3; quick 2)")
+                    help="cost-1 runs pooled in each round's baseline (default 5; quick 2)")
     ap.add_argument("--regate", type=Path, default=None, metavar="WORKDIR",
                     help="judge the pairs of an earlier run (its work directory) again with this checkout's gate")
     args = ap.parse_args(argv)
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration or (15 if args.quick else 30)
     warmup = args.warmup if args.warmup is not None else (8 if args.quick else 15)
     arms = QUICK_ARMS if args.quick else FULL_ARMS
-    r = args.baseline_runs or (2 if args.quick else 3)
+    r = args.baseline_runs or (2 if args.quick else 5)
     if r < 1:
         ap.error("--baseline-runs must be 1 or more")
     bench = c.Bench("gate", "Regression gate: power and false alarms (`bench/gate.py`)", args)
