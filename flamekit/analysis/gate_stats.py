@@ -181,6 +181,11 @@ def run_figure(t: SliceTable, name: str, plan: Sequence[Sequence[int]]) -> RunFi
                      var_log=_stdev(logs) ** 2, share=t.share(v), var_share=_stdev(shares) ** 2)
 
 
+def _weights(variances: Sequence[float]) -> list[float]:
+    """Precision weights, finite for a zero variance."""
+    return [1.0 / max(v, 1e-12) for v in variances]
+
+
 def pool(values: Sequence[float], variances: Sequence[float]) -> tuple[float, float, float]:
     """Random-effects pooling of one figure over the baseline's runs (DerSimonian-Laird):
     (pooled value, its variance, tau^2 = the variance *between* runs beyond each run's own).
@@ -191,16 +196,13 @@ def pool(values: Sequence[float], variances: Sequence[float]) -> tuple[float, fl
     With one baseline run tau^2 is 0: the gate then assumes runs differ only by their inner
     noise, as before. A closed form of a few lines; no statistics library needed for it."""
     r = len(values)
-    floor = 1e-12
-    w = [1.0 / max(v, floor) for v in variances]
     if r < 2:
         return values[0], max(variances[0], 0.0), 0.0
+    w = _weights(variances)
     sw = sum(w)
-    mean_w = sum(wi * x for wi, x in zip(w, values)) / sw
-    q = sum(wi * (x - mean_w) ** 2 for wi, x in zip(w, values))
     denom = sw - sum(wi * wi for wi in w) / sw
-    tau2 = max(0.0, (q - (r - 1)) / denom) if denom > 0 else 0.0
-    ws = [1.0 / max(v + tau2, floor) for v in variances]
+    tau2 = max(0.0, (_cochran_q(values, variances) - (r - 1)) / denom) if denom > 0 else 0.0
+    ws = _weights([v + tau2 for v in variances])
     pooled = sum(wi * x for wi, x in zip(ws, values)) / sum(ws)
     return pooled, 1.0 / sum(ws), tau2
 
@@ -210,7 +212,8 @@ def _z(level: float) -> float:
 
 
 def _cochran_q(values: Sequence[float], variances: Sequence[float]) -> float:
-    w = [1.0 / max(v, 1e-12) for v in variances]
+    """The weighted squared spread of ``values`` around their precision-weighted mean."""
+    w = _weights(variances)
     mean_w = sum(wi * x for wi, x in zip(w, values)) / sum(w)
     return sum(wi * (x - mean_w) ** 2 for wi, x in zip(w, values))
 
@@ -308,5 +311,5 @@ def choose_slices(window_s: float, wanted: int = 10, lo: int = 6, hi: int = 12,
     return k
 
 
-__all__ = ["Estimate", "RunFigure", "SliceTable", "TOTAL", "combine", "dispersion", "pool", "run_figure", "benjamini_hochberg", "block_counts", "choose_slices",
-           "estimate", "resample_plan"]
+__all__ = ["Estimate", "RunFigure", "SliceTable", "TOTAL", "benjamini_hochberg", "block_counts", "choose_slices",
+           "combine", "dispersion", "estimate", "pool", "resample_plan", "run_figure"]

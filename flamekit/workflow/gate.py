@@ -197,6 +197,11 @@ def _top_stacks(collapsed: Path, budget: int = STACK_BUDGET) -> bytes:
     return gzip.compress(("\n".join(out) + "\n").encode("utf-8"), mtime=0)
 
 
+def _finished(manifest: Mapping) -> bool:
+    """A run that ended ok (runs from before statuses were recorded count as ok)."""
+    return manifest.get("status") in ("ok", None)
+
+
 def pooled_manifest(manifests: Sequence[Mapping]) -> dict:
     """The first manifest, its load figures replaced by the median over all (a p95 of one run
     moves by several percent between runs; the median of three does not follow one outlier)."""
@@ -238,7 +243,7 @@ def save(run_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], na
     manifests = []
     for run_dir in dirs:
         manifest = runs.read_manifest(run_dir)
-        if manifest.get("status") not in ("ok", None):
+        if not _finished(manifest):
             raise ReportError(f"run {run_dir.name} did not finish ok ({manifest.get('status')})",
                               "save a baseline from a complete run")
         manifests.append(manifest)
@@ -384,7 +389,7 @@ def gate(settings: Settings, baseline: str, run: str | None = None, *, slices: i
 
 def _complete(run_dir: Path) -> bool:
     try:
-        return runs.read_manifest(run_dir).get("status") in ("ok", None)
+        return _finished(runs.read_manifest(run_dir))
     except ReportError:
         return False
 
