@@ -422,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds per run (default 10, quick 1)")
     ap.add_argument("--recreate-prime", type=int, default=None,
                     help="seconds of priming load after each recreation of order-service (default 60, quick 0)")
+    c.cpu_engine_option(ap)
     args = ap.parse_args(argv)
     c.check_args(ap, args)
     repeats = args.repeats or (2 if args.quick else 5)

@@ -87,6 +87,11 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def cpu_engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpu-engine", default=None, choices=("cpu", "cpu-clock", "ctimer", "itimer"),
+                   help="flamekit's cpu_engine setting for every capture (default: the configured one)")
+
+
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if (args.project is None) != (args.port is None):
         p.error("--project and --port go together")
@@ -658,6 +663,7 @@ class BenchStack:
     workdir: Path
     owned: bool = True
     costs: dict[str, str] = field(default_factory=lambda: {k: "1" for k in COST_VARS})
+    cpu_engine: str | None = None   # flamekit's cpu_engine for every inv call, when set
 
     @property
     def gateway_url(self) -> str:
@@ -681,6 +687,8 @@ class BenchStack:
             "NO_COLOR": "1",
             "PYTHONUNBUFFERED": "1",
         })
+        if self.cpu_engine:
+            env["INVOKE_FLAMEKIT_CPU_ENGINE"] = self.cpu_engine
         env.update(extra or {})
         return env
 
@@ -751,14 +759,16 @@ def demo_stack(args: argparse.Namespace, name: str, workdir: Path, bench: "Bench
     """The stack a script measures: the running ``--project`` stack (left running), or its own
     (``up --profiling`` + ``sample-data``), always torn down on the way out."""
     if args.project:
-        st = BenchStack(args.project, args.port, workdir, owned=False)
+        st = BenchStack(args.project, args.port, workdir, owned=False,
+                        cpu_engine=getattr(args, "cpu_engine", None))
         if bench is not None:
             bench.stack = {"project": st.project, "port": st.port, "owned": False}
         say(f"using the running stack {st.project} at {st.gateway_url}")
         st.inv("sample-data")  # idempotent; a recreated container has lost it
         yield st
         return
-    st = BenchStack(f"fkbench{name.replace('_', '')}{os.getpid()}", free_port(), workdir, owned=True)
+    st = BenchStack(f"fkbench{name.replace('_', '')}{os.getpid()}", free_port(), workdir, owned=True,
+                    cpu_engine=getattr(args, "cpu_engine", None))
     if bench is not None:
         bench.stack = {"project": st.project, "port": st.port, "owned": True}
     say(f"starting the demo stack {st.project} (gateway {st.gateway_url})")

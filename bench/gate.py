@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="cost-1 runs pooled in each round's baseline (default 5; quick 2)")
     ap.add_argument("--regate", type=Path, default=None, metavar="WORKDIR",
                     help="judge the pairs of an earlier run (its work directory) again with this checkout's gate")
+    c.cpu_engine_option(ap)
     args = ap.parse_args(argv)
     c.check_args(ap, args)
     if args.regate:
@@ -220,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
             if any(st.costs.get(k) != "1" for k in ("PRICING_COST", "ORDER_JSON_COST")):
                 st.set_costs(PRICING_COST=1, ORDER_JSON_COST=1)
     rows, figures = summarise(arms, results)
+    engine = args.cpu_engine or "cpu (async-profiler's choice)"
     body = (f"order-service cpu and alloc in one recording, {duration} s captures after {warmup} s warm-up at "
-            f"25 TPS, every run on a fresh JVM. Each round saves the {r} newest runs with all costs 1 as one "
+            f"25 TPS, every run on a fresh JVM, flamekit's `cpu_engine` {engine}. Each round saves the {r} newest runs with all costs 1 as one "
             f"baseline (the A/A run of a round joins the next round's) and gates every arm's run against it; "
             f"a detection is exit 1 whose first line names the planted "
             f"method in its event. The gate judges 2 service-events per pair (cpu, alloc), every method in them.\n\n"
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         c.say(f"round {r['round']} {r['arm']}: exit {r.get('exit')} ratio {r.get('ratio')} "
               f"({r.get('lo')}..{r.get('hi')}) {r.get('headline', r.get('error'))}")
     return bench.finish(figures, results, body, {"rounds": rounds, "duration": duration, "warmup": warmup,
-                                                "baseline_runs": r})
+                                                "baseline_runs": r, "cpu_engine": args.cpu_engine})
 
 
 if __name__ == "__main__":

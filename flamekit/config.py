@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 EVENTS = ("cpu", "alloc", "wall", "lock")
 PRIVILEGES = ("seed", "minimal", "none")
+#: what `-e` asks async-profiler for when the event is cpu: its own choice (perf_events, else
+#: ctimer), or one engine named.
+CPU_ENGINES = ("cpu", "cpu-clock", "ctimer", "itimer")
 DEFAULT_JVM_FLAGS = "-XX:+PreserveFramePointer,-XX:+UnlockDiagnosticVMOptions,-XX:+DebugNonSafepoints"
 
 # The single source of defaults. tasks.py hands this to ns.configure().
@@ -58,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "tps": 25.0,
     "warmup": 15,
     "interval": "",
+    "cpu_engine": "cpu",
     "jvm_flags": DEFAULT_JVM_FLAGS,
     "privileges": "seed",
     "profiler": {
@@ -141,6 +145,7 @@ class Settings:
     tps: float
     warmup: int
     interval: str
+    cpu_engine: str
     jvm_flags: tuple[str, ...]
     privileges: str
     profiler: ProfilerSettings
@@ -234,6 +239,9 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
     event = str(raw["event"])
     if not event or any(e.strip() not in EVENTS + ("all",) for e in event.split(",")):
         raise ConfigError(f"unknown event {event!r}", f"use one of {', '.join(EVENTS)} or all")
+    cpu_engine = str(raw["cpu_engine"])
+    if cpu_engine not in CPU_ENGINES:
+        raise ConfigError(f"unknown cpu_engine {cpu_engine!r}", f"use {', '.join(CPU_ENGINES)}")
     privileges = str(raw["privileges"])
     if privileges not in PRIVILEGES:
         raise ConfigError(f"unknown privileges {privileges!r}", f"use {', '.join(PRIVILEGES)}")
@@ -279,6 +287,7 @@ def build_settings(config: Mapping[str, Any] | None, root: Path = ROOT, **flags:
         tps=check_number(raw["tps"], "tps", float, 0.1),
         warmup=check_number(raw["warmup"], "warmup", int, 0),
         interval=str(raw["interval"] or ""),
+        cpu_engine=cpu_engine,
         jvm_flags=split_list(raw["jvm_flags"], "jvm_flags"),
         privileges=privileges,
         profiler=ProfilerSettings(

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 
 from .captures import CaptureData
 from .collapsed import Profile, parse_collapsed
-from .events import event_kind
+from .events import event_kind, user_mode_only
 from .hotspots import app_hotspots
 from .stats import Uncertainty, uncertainty
 from .threads import CpuBreakdown, cpu_breakdown, merge_breakdowns, request_wall, without_downstream
@@ -125,6 +125,7 @@ class ServiceCosts:
     cpu_ms: float | None = None         # profiled CPU (all samples x interval)
     cgroup_ms: float | None = None      # the containers' cgroup CPU
     cpu_samples: int = 0
+    user_mode_only: bool = False        # a perf_events profile without kernel frames
     breakdown: CpuBreakdown | None = None
     request_ms: float | None = None     # request threads' wall time
     downstream_ms: float | None = None  # of it, in blocking HTTP client calls
@@ -203,6 +204,7 @@ def analyse(manifest: Mapping, caps: Iterable[CaptureData]) -> tuple[dict[str, l
             n = cap.samples or cap.profile.total
             sc.cpu_samples += n
             sc.cpu_ms = _add(sc.cpu_ms, _per_iter(n, scale, iters))
+            sc.user_mode_only = sc.user_mode_only or user_mode_only(cap.meta)
             cg = number(cap.meta.get("cgroup_cpu_s"))
             sc.cgroup_ms = _add(sc.cgroup_ms, _per_iter(cg, 1e3, iters) if cg is not None else None)
             threads = _read(cap.file("threads_collapsed"))
@@ -245,9 +247,11 @@ def cost_warnings(services: Mapping[str, ServiceCosts]) -> list[str]:
     for svc, sc in sorted(services.items()):
         cov = sc.coverage
         if cov is not None and cov < MIN_CGROUP_COVERAGE:
+            why = ("kernel time (the engine samples user mode only), CPU outside the JVM, or samples the "
+                   "profiler lost" if sc.user_mode_only else "CPU outside the JVM, or samples the profiler lost")
             out.append(f"{svc}: the CPU profile covers only {cov:.0%} of the container's cgroup CPU "
-                       f"({sc.cpu_ms:.2f} of {sc.cgroup_ms:.2f} ms per iteration): CPU outside the JVM, "
-                       "or samples the profiler lost; hotspot costs are low by that much")
+                       f"({sc.cpu_ms:.2f} of {sc.cgroup_ms:.2f} ms per iteration): {why}; "
+                       "hotspot costs are low by that much")
         b = sc.breakdown
         if b is not None and b.share("jit") > MAX_JIT_SHARE:
             out.append(f"{svc}: the JIT compiler holds {b.share('jit'):.0%} of the CPU profile "

@@ -1,6 +1,8 @@
 """What an async-profiler event's stacks mean: how they end, and what a reader calls them."""
 from __future__ import annotations
 
+from typing import Mapping
+
 
 def event_kind(event: str | None) -> str:
     """Group an async-profiler event into how its stacks end.
@@ -25,3 +27,13 @@ def event_label(event: str | None) -> str:
         "wall": "wall-clock", "alloc": "allocation", "live": "live-object",
         "lock": "lock-contention", "nativemem": "native-memory",
     }.get(e, e)
+
+
+#: engine names of perf_events CPU sampling, as recorded in a capture's ``engine``
+PERF_ENGINES = ("perf_events", "perf", "cpu", "cpu-clock")
+
+
+def user_mode_only(cap: Mapping) -> bool:
+    """A cpu capture (its manifest entry) of a perf_events engine that held no kernel frame:
+    where the kernel allows no kernel profiling, perf_events samples user mode only."""
+    return str(cap.get("engine") or "").lower() in PERF_ENGINES and cap.get("kernel_frames") is False

@@ -285,15 +285,25 @@ def estimate(a: SliceTable | Sequence[SliceTable], b: SliceTable, name: str,
     return combine(fa, run_figure(b, name, plan_b), level, disp_cost, disp_share)
 
 
-def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+def benjamini_hochberg(pvalues: Sequence[float], weights: Sequence[float] | None = None) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q-values), in the input's order: a test is a
-    discovery at false discovery rate ``alpha`` when its q <= alpha."""
+    discovery at false discovery rate ``alpha`` when its q <= alpha.
+
+    ``weights`` (positive, fixed before the data are seen; scaled here to average 1) give the
+    weighted procedure of Genovese, Roeder and Wasserman (2006): BH on p / w, which keeps the
+    false discovery rate at ``alpha`` while spending more of it on the tests weighted up.
+    (Written out: statsmodels' multipletests has no weights.)"""
     m = len(pvalues)
     if m == 0:
         return []
+    if weights is not None:
+        if len(weights) != m or any(w <= 0 for w in weights):
+            raise ValueError("one positive weight per p-value")
+        mean = sum(weights) / m
+        pvalues = [p / (w / mean) for p, w in zip(pvalues, weights)]
     order = sorted(range(m), key=lambda i: pvalues[i])
     q = [1.0] * m
-    running = 1.0
+    running = math.inf
     for rank in range(m, 0, -1):
         i = order[rank - 1]
         running = min(running, pvalues[i] * m / rank)

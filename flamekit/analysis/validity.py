@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, Sequence
 from ..runs import captures as manifest_captures
 from .captures import CaptureData, label_of
 from .costs import analyse, cost_warnings, parse_time
-from .events import event_kind
+from .events import PERF_ENGINES, event_kind
 from .stats import MIN_SAMPLES, worst_case_points
 from .values import error_fraction, get, number
 
@@ -26,16 +26,21 @@ MAX_ERROR_RATE = 0.01
 TIMER_ENGINES = ("ctimer", "itimer")
 
 
-def engine_note(engine: str | None) -> str:
-    """What a CPU engine name means, for the report's set-up table."""
+def engine_note(engine: str | None, kernel_frames: bool | None = None) -> str:
+    """What a CPU engine name means, for the report's set-up table. ``kernel_frames``: whether
+    a perf_events capture held kernel frames (False: user mode only; None: not recorded)."""
     if not engine:
         return "not recorded"
     e = engine.lower()
     if e in TIMER_ENGINES:
         return f"{engine} (CPU time sampled by a timer because perf_events is unavailable)"
-    if e in ("perf_events", "perf", "cpu", "cpu-clock"):
+    if e in PERF_ENGINES and kernel_frames is False:
+        return (f"{engine}, user mode only (the kernel allows no kernel profiling here: "
+                "time the threads spent in the kernel is not in the profile)")
+    if e in PERF_ENGINES:
         return f"{engine} (CPU time from perf_events, kernel stacks included)"
     return engine
+
 
 
 def _status_warnings(m: Mapping) -> list[str]:

@@ -26,6 +26,8 @@ from ..util import last_line
 log = logging.getLogger(__name__)
 
 ENGINES = ("perf_events", "ctimer", "itimer", "cpu-clock", "perf")
+#: async-profiler's annotation of a kernel frame in collapsed stacks
+KERNEL_FRAME = "_[k]"
 # alloc and lock are weighed by what matters (bytes allocated, time waited), not by
 # sample count; their sample counts are kept in a second collapsed file for the statistics
 WEIGHTS = {"alloc": "bytes", "lock": "ns"}

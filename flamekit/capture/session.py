@@ -62,11 +62,12 @@ def parse_events(spec: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def asprof_start_args(asprof: str, events: Sequence[str], pid: int, out_file: str, timeout_s: int,
-                      interval: str = "") -> list[str]:
-    """`asprof start` recording every chosen event into one JFR, stopping by itself after timeout_s."""
+                      interval: str = "", cpu_engine: str = "cpu") -> list[str]:
+    """`asprof start` recording every chosen event into one JFR, stopping by itself after timeout_s.
+    ``cpu_engine`` is what ``-e`` names for the cpu event (config ``cpu_engine``)."""
     args = [asprof, "start"]
     if len(events) == 1:
-        args += ["-e", events[0]]
+        args += ["-e", cpu_engine if events[0] == "cpu" else events[0]]
         if interval:
             args += ["-i", interval]
         elif events[0] == "wall":
@@ -75,7 +76,8 @@ def asprof_start_args(asprof: str, events: Sequence[str], pid: int, out_file: st
             args += ["-i", WALL_INTERVAL]
     else:
         for e in events:
-            args += EVENT_OPTIONS[e] + (["-i", interval] if e == "cpu" and interval else [])
+            args += (["-e", cpu_engine] if e == "cpu" else EVENT_OPTIONS[e]) + (
+                ["-i", interval] if e == "cpu" and interval else [])
         if "cpu" not in events:
             # without -e the default event is cpu; pick the first chosen one instead
             args += ["-e", events[0]]
@@ -138,8 +140,10 @@ class Session:
 class Profilers:
     """Start, stop and query the asprof sessions of one run, across containers of one target."""
 
-    def __init__(self, target, container_path: str, stamp: str, jvm_flags: Sequence[str]):
+    def __init__(self, target, container_path: str, stamp: str, jvm_flags: Sequence[str],
+                 cpu_engine: str = "cpu"):
         self.target = target
+        self.cpu_engine = cpu_engine
         base = container_path.rstrip("/")
         self.asprof = f"{base}/bin/asprof"
         self.jfrconv = f"{base}/bin/jfrconv"
@@ -185,7 +189,7 @@ class Profilers:
 
     def start(self, sess: Session, duration_s: int, interval: str = "") -> None:
         args = asprof_start_args(sess.asprof, sess.events, sess.pid, sess.jfr_in_container,
-                                 duration_s + MARGIN_S, interval)
+                                 duration_s + MARGIN_S, interval, self.cpu_engine)
         sess.state = "starting"  # before the call: an interrupt during it must still lead to a stop
         rc, out, err = self.target.exec_result(sess.replica, ["sh", "-c", CGROUP_THEN, "sh", *args])
         sess.cpu_ns_start, out = split_cgroup_line(out)

@@ -262,8 +262,9 @@ def _setup_rows(manifest: Mapping, caps: list[CaptureData]) -> list[list[str]]:
     env = mapping(manifest, "environment")
     services = s.get("services") or sorted({c.service for c in caps})
     events = s.get("events") or sorted({c.event for c in caps})
-    cpu_engines = sorted({c.engine for c in caps
-                          if c.engine and event_kind(c.event) == "cpu" and c.event != "wall"})
+    cpu_engines = sorted({(c.engine, c.meta.get("kernel_frames")) for c in caps
+                          if c.engine and event_kind(c.event) == "cpu" and c.event != "wall"},
+                         key=lambda ek: (ek[0], str(ek[1])))
     jvm_versions = sorted({str(get(c.meta, "jvm", "version")) for c in caps if get(c.meta, "jvm", "version")})
     flags = s.get("jvm_flags")
     rows = [
@@ -280,7 +281,7 @@ def _setup_rows(manifest: Mapping, caps: list[CaptureData]) -> list[list[str]]:
         ("privileges", s.get("privileges")),
         ("application packages", ", ".join(f"`{p}`" for p in app_package_prefixes(s.get("app_packages")) or ())
          or None),
-        ("CPU engine", "; ".join(engine_note(e) for e in cpu_engines) if cpu_engines else None),
+        ("CPU engine", "; ".join(dict.fromkeys(engine_note(e, k) for e, k in cpu_engines)) if cpu_engines else None),
         ("JVM flags", " ".join(f"`{f}`" for f in flags) if isinstance(flags, list) and flags else None),
         ("JDK", ", ".join(jvm_versions) if jvm_versions else None),
         ("async-profiler", env.get("async_profiler")),

@@ -72,7 +72,7 @@ def _plan(settings: Settings, tps: float, duration: int, phase: str, summary: Pa
 
 def run_settings(settings: Settings, services, events, duration, warmup, tps, load: bool, target) -> dict:
     return {"duration": duration, "warmup": warmup, "tps": tps, "interval": settings.interval or None,
-            "events": list(events), "services": list(services), "privileges": settings.privileges,
+            "cpu_engine": settings.cpu_engine, "events": list(events), "services": list(services), "privileges": settings.privileges,
             "jvm_flags": list(settings.jvm_flags), "project_name": settings.project_name,
             "compose_files": [str(f) for f in settings.compose_files], "load": load, "target": target.kind,
             "load_workers": settings.load_workers if load else 0}
@@ -114,7 +114,7 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
     except BaseException:
         pool.shutdown(wait=True)
         raise
-    profs = Profilers(target, settings.profiler.container_path, stamp, settings.jvm_flags)
+    profs = Profilers(target, settings.profiler.container_path, stamp, settings.jvm_flags, settings.cpu_engine)
     timeline = manifest["timeline"]
     k6run: fkload.K6Run | None = None
     failure: BaseException | None = None
@@ -313,7 +313,12 @@ def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str)
             continue
         counts = files.get("samples.collapsed", files["collapsed"])
         e["samples"] = count_samples(counts.read_text(errors="replace"))
-        e["weight_total"] = count_samples(files["collapsed"].read_text(errors="replace"))
+        collapsed_text = files["collapsed"].read_text(errors="replace")
+        e["weight_total"] = count_samples(collapsed_text)
+        if event == "cpu" and e["engine"] == "perf_events":
+            # perf_events without kernel profiling (perf_event_paranoid >= 2, no CAP_PERFMON)
+            # samples user mode only: the profile then holds no kernel frame
+            e["kernel_frames"] = fkconvert.KERNEL_FRAME in collapsed_text
         e["collapsed"], e["html"] = rel(files["collapsed"]), rel(files["html"])
         for key, suffix in (("samples_collapsed", "samples.collapsed"), ("pprof", "pb.gz"),
                             ("threads_collapsed", "threads.collapsed"), ("heatmap", "heatmap.html")):

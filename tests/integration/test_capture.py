@@ -60,6 +60,30 @@ def test_cpu_on_order_service_finds_pricing_engine(demo_stack):
     assert "engine" in p.stdout or "samples" in p.stdout
 
 
+def test_cpu_clock_engine_samples_user_mode_only_and_the_report_says_so(demo_stack):
+    # seccomp:unconfined lets perf_event_open through; perf_event_paranoid 2 (the default
+    # here) allows no kernel sampling, so the profile must hold no kernel frame
+    p = demo_stack.inv("profile", "--service", "order-service", "--event", "cpu", *SHORT,
+                       extra_env={"INVOKE_FLAMEKIT_CPU_ENGINE": "cpu-clock"})
+    run = newest_run(demo_stack)
+    cap = capture_of(run, "order-service", "cpu")
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["settings"]["cpu_engine"] == "cpu-clock"
+    assert cap["engine"] == "perf_events", p.stdout
+    text = (run / "order-service" / "cpu.collapsed").read_text()
+    paranoid = Path("/proc/sys/kernel/perf_event_paranoid")
+    if paranoid.is_file() and int(paranoid.read_text()) >= 2:
+        assert cap["kernel_frames"] is False and "_[k]" not in text
+    else:
+        assert cap["kernel_frames"] == ("_[k]" in text)
+    prof = report.parse_collapsed(run / "order-service" / "cpu.collapsed")
+    assert report.hotspots(prof, "cpu", top=1)[0].name == "demo.order.PricingEngine.priceOrder"
+    rep = demo_stack.inv("report", "--run", run.name)
+    md = next((demo_stack.out / "reports").glob(f"flamegraph-analysis-{run.name}.md"))
+    if cap["kernel_frames"] is False:
+        assert "perf_events, user mode only" in md.read_text(), rep.stdout
+
+
 def test_one_host_jvm_converts_many_recordings_and_names_the_failed_job(demo_stack, tmp_path):
     from flamekit.capture import convert
     _, run = profile(demo_stack, "order-service", "cpu")

@@ -73,3 +73,13 @@ def test_failed_checks_are_a_validity_warning():
     assert quiet == []
     loud = validity_warnings({**base, "load": {**base["load"], "checks_failed_rate": 0.2}})
     assert any("20.00% of the k6 checks failed" in w for w in loud)
+
+
+def test_a_perf_events_profile_without_kernel_frames_is_called_user_mode_only():
+    from flamekit.analysis.events import user_mode_only
+    assert "user mode only" in engine_note("perf_events", kernel_frames=False)
+    assert "kernel stacks included" in engine_note("perf_events", kernel_frames=True)
+    assert "kernel stacks included" in engine_note("perf_events")  # not recorded: as before
+    assert user_mode_only({"engine": "perf_events", "kernel_frames": False})
+    assert not user_mode_only({"engine": "perf_events"})
+    assert not user_mode_only({"engine": "ctimer", "kernel_frames": False})

@@ -83,6 +83,7 @@ def test_relative_paths_follow_project_dir(tmp_path):
 @pytest.mark.parametrize("key,value,needle", [
     ("event", "heap", "unknown event"),
     ("privileges", "root", "unknown privileges"),
+    ("cpu_engine", "cycles", "unknown cpu_engine"),
     ("tps", "fast", "must be a number"),
     ("duration", 0, "at least"),
     ("jvm_services", "", "jvm_services is empty"),

@@ -17,12 +17,14 @@ FLAGS = ["-XX:+PreserveFramePointer", "-Xmx256m"]
 
 
 def manifest(tps=25.0, p95=100.0, errors=0.0, dropped=0, flags=FLAGS, jdk="17.0.19", engine="ctimer",
-             ap="4.3", target=25.0):
+             ap="4.3", target=25.0, kernel_frames=None):
     caps = []
     for svc in ("order-service", "gateway"):
         for ev in ("cpu", "alloc"):
             caps.append({"service": svc, "event": ev, "engine": engine if ev == "cpu" else ev,
                          "jvm": {"version": jdk, "args": list(flags)}})
+            if ev == "cpu" and kernel_frames is not None:
+                caps[-1]["kernel_frames"] = kernel_frames
     return {"settings": {"tps": target}, "environment": {"async_profiler": ap},
             "load": {"target_tps": target, "achieved_tps": tps, "rate_held": dropped == 0,
                      "dropped_iterations": dropped, "p95_ms": p95, "error_rate": errors},
@@ -149,6 +151,17 @@ def test_runs_that_cannot_be_compared_exit_2_with_the_reason(change, words):
     assert r.headline().startswith("cannot judge: ")
     err = r.error()
     assert isinstance(err, g.GateUndecided) and err.exit_code == 2
+
+
+def test_user_mode_only_perf_events_is_not_compared_with_kernel_sampling_perf_events():
+    r = run_gate(tables(1), tables(2), base_m=manifest(engine="perf_events", kernel_frames=True),
+                 run_m=manifest(engine="perf_events", kernel_frames=False))
+    assert r.exit_code == 2
+    assert ("different CPU engine for order-service: baseline perf_events, this run perf_events (user mode only)"
+            in r.undecided)
+    same = run_gate(tables(1), tables(2), base_m=manifest(engine="perf_events", kernel_frames=False),
+                    run_m=manifest(engine="perf_events", kernel_frames=False))
+    assert same.reasons == []
 
 
 def test_a_few_dropped_iterations_of_hundreds_are_tolerated():

@@ -191,3 +191,15 @@ def test_a_common_overdispersion_keeps_a_b_from_the_same_process_at_the_nominal_
     assert wide / n <= 0.10 < plain / n
     doubled = combine(base[0], run(levels[0] + math.log(2)), 0.95, c)
     assert doubled.p_cost < 1e-4 and doubled.dispersion == c
+
+
+def test_weighted_benjamini_hochberg_spends_the_rate_on_heavy_tests():
+    p = [0.004, 0.03, 0.2, 0.5, 0.8, 0.9]
+    plain = benjamini_hochberg(p)
+    # the first test weighs (a method of 75 % of its service-event) as much as the rest together
+    weighted = benjamini_hochberg(p, [5.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert weighted[0] < plain[0] <= 0.05 and weighted[1] > plain[1]
+    # equal weights are plain BH, whatever their scale
+    assert benjamini_hochberg(p, [3.0] * 6) == pytest.approx(plain)
+    with pytest.raises(ValueError):
+        benjamini_hochberg(p, [1.0, 0.0, 1.0, 1.0, 1.0, 1.0])

@@ -121,6 +121,16 @@ def test_asprof_all_events_in_one_session():
     assert args[-1] == "7" and "--timeout" in args
 
 
+def test_the_cpu_engine_setting_names_what_minus_e_asks_for():
+    alone = capture.asprof_start_args("asprof", ["cpu"], 7, "/tmp/x.jfr", 40, cpu_engine="cpu-clock")
+    assert alone[2:4] == ["-e", "cpu-clock"]
+    several = capture.asprof_start_args("asprof", ["cpu", "alloc"], 7, "/tmp/x.jfr", 40, "5ms", "ctimer")
+    assert several[2:6] == ["-e", "ctimer", "-i", "5ms"] and "--alloc" in several
+    # other events are not touched by it
+    assert capture.asprof_start_args("asprof", ["alloc"], 7, "/tmp/x.jfr", 40, cpu_engine="itimer")[2:4] == \
+        ["-e", "alloc"]
+
+
 def test_asprof_without_cpu_picks_a_chosen_event():
     args = capture.asprof_start_args("asprof", ["alloc", "lock"], 7, "/tmp/x.jfr", 40)
     assert args[args.index("-e") + 1] == "alloc"
