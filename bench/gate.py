@@ -14,8 +14,11 @@ gates it against that baseline:
 The A/A run of a round joins the pool of cost-1 runs, so the next round's baseline is the R
 newest of them (R cost-1 runs are profiled before round 1): a baseline is always older than the
 runs gated against it, as in CI. Arms share their round's baseline and consecutive baselines
-share R-1 runs, so rounds are not fully independent. Full mode: 10 rounds, R = 5, 30 s captures
-after 15 s warm-up. Quick mode (CI): 2 rounds of the A/A and the PRICING_COST 2 arms, R = 2,
+share R-1 runs, so rounds are not fully independent. With `--repeats S` (full mode: 2) each arm profiles S
+runs per round and gates them pooled (`inv gate --run A --run B`), as a CI job that profiles a
+pull request S times; `--regate DIR --repeats 2` pools the runs of consecutive rounds of an
+earlier single-run bench instead. Full mode: 10 rounds, R = 5, S = 2, 30 s
+captures after 15 s warm-up (about 100 minutes). Quick mode (CI): 2 rounds of the A/A and the PRICING_COST 2 arms, R = 2,
 15 s captures. Prints per arm the exit codes, the
 detection or false-alarm rate, and the cost ratio the gate estimated next to the planted one.
 """
@@ -65,11 +68,16 @@ def _find(res, event: str, method: str):
     return next((m for chk in res.checks if chk.event == event for m in chk.methods if m.method == method), None)
 
 
-def gate_one(bench: c.Bench, settings, baseline: list[str], run: str, arm: tuple, i: int) -> dict:
+def gate_one(bench: c.Bench, settings, baseline: list[str], run: str | list[str], arm: tuple, i: int,
+             base_round: int | None = None) -> dict:
+    """Gate one run, or the repeats in ``run`` pooled, against round ``base_round``'s baseline
+    (default: round ``i``'s)."""
     name, var, cost, event, method = arm
-    out: dict = {"arm": name, "var": var, "cost": cost, "round": i, "baseline_runs": baseline, "run": run}
+    out: dict = {"arm": name, "var": var, "cost": cost, "round": i, "baseline_runs": baseline,
+                 "run": run if isinstance(run, str) else run[-1], "runs": [run] if isinstance(run, str) else run}
     t0 = time.monotonic()
-    res = wg.gate(settings, f"round-{i}", run, baselines=bench.workdir / "baselines", raise_on_fail=False).result
+    res = wg.gate(settings, f"round-{base_round or i}", run, baselines=bench.workdir / "baselines",
+                  raise_on_fail=False).result
     line = res.headline()
     worst = res.regressions[0] if res.regressions else None
     out.update(gate_s=round(time.monotonic() - t0, 1), exit=res.exit_code, headline=line,
@@ -99,7 +107,7 @@ def fill_pool(st: c.BenchStack, bench: c.Bench, pool: list[str], want: int, dura
 
 
 def one_round(st: c.BenchStack, bench: c.Bench, settings, arms: list, i: int, duration: int,
-              warmup: int, pool: list[str], r: int) -> list[dict]:
+              warmup: int, pool: list[str], r: int, repeats: int = 1) -> list[dict]:
     base = pool[-r:]
     if len(base) < r:
         bench.problems.append(f"round {i}: only {len(base)} of {r} baseline runs")
@@ -108,15 +116,19 @@ def one_round(st: c.BenchStack, bench: c.Bench, settings, arms: list, i: int, du
     wg.save_baseline(settings, base, f"round-{i}", baselines=bench.workdir / "baselines")
     out = []
     for arm in arms:
-        fresh_jvm(st, **{arm[1]: arm[2]})
-        run = profile(st, duration, warmup)
-        if run is None:
+        got: list[str] = []
+        for _ in range(repeats):  # each repeat on its own fresh JVM, as CI would run the build again
+            fresh_jvm(st, **{arm[1]: arm[2]})
+            run = profile(st, duration, warmup)
+            if run is not None:
+                got.append(run)
+        if len(got) < repeats:
             bench.problems.append(f"round {i} {arm[0]}: a profile failed")
             out.append({"arm": arm[0], "var": arm[1], "cost": arm[2], "round": i, "error": "profile failed"})
             continue
-        out.append(gate_one(bench, settings, base, run, arm, i))
+        out.append(gate_one(bench, settings, base, got[0] if repeats == 1 else got, arm, i))
         if arm[2] == 1.0:
-            pool.append(run)  # a cost-1 run: part of the next round's baseline
+            pool.extend(got)  # cost-1 runs: part of the next round's baseline
     return out
 
 
@@ -159,19 +171,34 @@ def regate(args, arms: list, workdir: Path) -> int:
                                         "output_dir": str(bench.workdir / "output")}, c.ROOT)
     by_name = {a[0]: a for a in arms}
     results = []
+    repeats = max(1, args.repeats or 1)
     with bench:
-        for r in old["runs"]:
-            arm = by_name.get(r["arm"])
-            if arm is None or "run" not in r:
-                continue
-            bench.workdir.joinpath("baselines").mkdir(parents=True, exist_ok=True)
-            link = bench.workdir / "baselines" / f"round-{r['round']}"
+        bench.workdir.joinpath("baselines").mkdir(parents=True, exist_ok=True)
+        for rnd in sorted({r["round"] for r in old["runs"]}):
+            link = bench.workdir / "baselines" / f"round-{rnd}"
             if not link.exists():
-                link.symlink_to(workdir / "baselines" / f"round-{r['round']}")
-            base = r.get("baseline_runs") or [r["baseline_run"]]
-            results.append(gate_one(bench, settings, base, r["run"], arm, r["round"]))
+                link.symlink_to(workdir / "baselines" / f"round-{rnd}")
+        done = [r for r in old["runs"] if r.get("arm") in by_name and "run" in r]
+        if repeats == 1:
+            for r in done:
+                base = r.get("baseline_runs") or [r["baseline_run"]]
+                results.append(gate_one(bench, settings, base, r["run"], by_name[r["arm"]], r["round"]))
+        else:
+            # repeats from consecutive rounds (1+2, 3+4, ...), against the first one's baseline:
+            # it holds neither run (a round's cost-1 run joins the pool after its baseline is saved)
+            for name, arm in by_name.items():
+                mine = sorted((r for r in done if r["arm"] == name), key=lambda r: r["round"])
+                for k in range(0, len(mine) - repeats + 1, repeats):
+                    group = mine[k:k + repeats]
+                    if any(g["round"] != group[0]["round"] + j for j, g in enumerate(group)):
+                        continue
+                    base = group[0].get("baseline_runs") or [group[0]["baseline_run"]]
+                    results.append(gate_one(bench, settings, base, [g["run"] for g in group], arm,
+                                            group[-1]["round"], base_round=group[0]["round"]))
     rows, figures = summarise(arms, results)
-    body = (f"The pairs of {workdir.name} judged again with this checkout's gate (same captures).\n\n"
+    body = (f"The pairs of {workdir.name} judged again with this checkout's gate (same captures"
+            + (f"; the runs of {repeats} consecutive rounds pooled as repeats of one build" if repeats > 1 else "")
+            + ").\n\n"
             + c.md_table(("arm", "planted in", "pairs", "exit 0 / 1 / 2", "rate",
                           "estimated cost ratio, median (min..max)", "gate time"), rows) + "\n")
     return bench.finish(figures, results, body, {"regate_of": str(workdir), **old.get("settings", {})})
@@ -186,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="cost-1 runs pooled in each round's baseline (default 5; quick 2)")
     ap.add_argument("--regate", type=Path, default=None, metavar="WORKDIR",
                     help="judge the pairs of an earlier run (its work directory) again with this checkout's gate")
+    ap.add_argument("--repeats", type=int, default=None, metavar="S",
+                    help="runs per arm and round, on fresh JVMs, gated pooled as repeats of one build "
+                         "(`inv gate --run A --run B`; default 2, quick 1)")
     c.cpu_engine_option(ap)
     args = ap.parse_args(argv)
     c.check_args(ap, args)
@@ -198,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     r = args.baseline_runs or (2 if args.quick else 5)
     if r < 1:
         ap.error("--baseline-runs must be 1 or more")
+    repeats = args.repeats or (1 if args.quick else 2)
+    if repeats < 1:
+        ap.error("--repeats must be 1 or more")
     bench = c.Bench("gate", "Regression gate: power and false alarms (`bench/gate.py`)", args)
     results: list[dict] = []
     with bench, c.demo_stack(args, "gate", bench.workdir, bench) as st:
@@ -213,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             fill_pool(st, bench, pool, r, duration, warmup)
             for i in range(1, rounds + 1):
                 c.say(f"round {i}/{rounds}")
-                results.extend(one_round(st, bench, settings, arms, i, duration, warmup, pool, r))
+                results.extend(one_round(st, bench, settings, arms, i, duration, warmup, pool, r, repeats))
                 # what is measured so far survives an interrupted full run
                 c.write_json(bench.workdir / "partial.json", {"rounds_done": i, "runs": results,
                                                                 "figures": summarise(arms, results)[1]})
@@ -222,8 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                 st.set_costs(PRICING_COST=1, ORDER_JSON_COST=1)
     rows, figures = summarise(arms, results)
     engine = args.cpu_engine or "cpu (async-profiler's choice)"
+    judged = ("one run" if repeats == 1 else
+              f"{repeats} runs of the arm (each on its own fresh JVM), pooled as repeats of one build "
+              f"(`inv gate --run A --run B`)")
     body = (f"order-service cpu and alloc in one recording, {duration} s captures after {warmup} s warm-up at "
-            f"25 TPS, every run on a fresh JVM, flamekit's `cpu_engine` {engine}. Each round saves the {r} newest runs with all costs 1 as one "
+            f"25 TPS, every run on a fresh JVM, flamekit's `cpu_engine` {engine}; each pair gates {judged}. Each round saves the {r} newest runs with all costs 1 as one "
             f"baseline (the A/A run of a round joins the next round's) and gates every arm's run against it; "
             f"a detection is exit 1 whose first line names the planted "
             f"method in its event. The gate judges 2 service-events per pair (cpu, alloc), every method in them.\n\n"
@@ -233,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         c.say(f"round {r['round']} {r['arm']}: exit {r.get('exit')} ratio {r.get('ratio')} "
               f"({r.get('lo')}..{r.get('hi')}) {r.get('headline', r.get('error'))}")
     return bench.finish(figures, results, body, {"rounds": rounds, "duration": duration, "warmup": warmup,
-                                                "baseline_runs": r, "cpu_engine": args.cpu_engine})
+                                                "baseline_runs": r, "cpu_engine": args.cpu_engine,
+                                                "repeats": repeats})
 
 
 if __name__ == "__main__":

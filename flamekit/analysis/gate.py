@@ -411,7 +411,7 @@ def _as_runs(x: SliceTable | Sequence[SliceTable]) -> list[SliceTable]:
 
 
 def compare_tables(base: Mapping[tuple[str, str], SliceTable | Sequence[SliceTable]],
-                   run: Mapping[tuple[str, str], SliceTable], cfg: GateConfig = DEFAULT
+                   run: Mapping[tuple[str, str], SliceTable | Sequence[SliceTable]], cfg: GateConfig = DEFAULT
                    ) -> tuple[list[CaptureCheck], list[str]]:
     """The method checks of every service-event of the baseline, and notes (service-events
     only in the run). A baseline service-event is one table, or one per baseline run (pooled
@@ -426,33 +426,36 @@ def compare_tables(base: Mapping[tuple[str, str], SliceTable | Sequence[SliceTab
         samples_a = min(a.samples for a in bases)
         check = CaptureCheck(key[0], key[1], bases[0].unit, samples_a)
         checks.append(check)
-        b = run.get(key)
-        if b is None:
+        if run.get(key) is None:
             check.undecided = "in the baseline but missing from this run"
             continue
-        check.samples_b = b.samples
-        if samples_a < cfg.min_samples and b.samples < cfg.min_samples:
-            check.skipped = (f"under {cfg.min_samples} samples in both runs ({samples_a}, {b.samples}): "
+        cands = _as_runs(run[key])
+        samples_b = min(b.samples for b in cands)
+        check.samples_b = samples_b
+        if samples_a < cfg.min_samples and samples_b < cfg.min_samples:
+            check.skipped = (f"under {cfg.min_samples} samples in both runs ({samples_a}, {samples_b}): "
                              "too little to matter")
             continue
-        if min(samples_a, b.samples) < cfg.min_samples:
-            check.undecided = (f"too few samples: baseline {samples_a}, this run {b.samples} "
+        if min(samples_a, samples_b) < cfg.min_samples:
+            check.undecided = (f"too few samples: baseline {samples_a}, this run {samples_b} "
                                f"(need {cfg.min_samples} in each)")
             continue
-        k_a = min(a.k for a in bases)
-        if k_a < 3 or b.k < 3:
-            check.undecided = f"too few time slices: baseline {k_a}, this run {b.k}"
+        k_a, k_b = min(a.k for a in bases), min(b.k for b in cands)
+        if k_a < 3 or k_b < 3:
+            check.undecided = f"too few time slices: baseline {k_a}, this run {k_b}"
             continue
         plans_a = [resample_plan(a.k, cfg.block, cfg.resamples, rng) for a in bases]
-        plan_b = resample_plan(b.k, cfg.block, cfg.resamples, rng)
+        plans_b = [resample_plan(b.k, cfg.block, cfg.resamples, rng) for b in cands]
         base_total = sum(a.cost(a.totals) for a in bases) / len(bases)
-        figs = {n: ([run_figure(a, n, p) for a, p in zip(bases, plans_a)], run_figure(b, n, plan_b))
-                for n in _testable(bases, b, cfg)}
+        names = sorted(set().union(*(_testable(bases, b, cfg) for b in cands)), key=lambda n: (n != TOTAL, n))
+        figs = {n: ([run_figure(a, n, p) for a, p in zip(bases, plans_a)],
+                    [run_figure(b, n, p) for b, p in zip(cands, plans_b)])
+                for n in names}
         methods = [fa for n, (fa, _) in figs.items() if n != TOTAL]
         d_cost = dispersion([[(f.log_cost, f.var_log) for f in fa] for fa in methods])
         d_share = dispersion([[(f.share, f.var_share) for f in fa] for fa in methods])
         for name, (fa, fb) in figs.items():
-            check.methods.append(MethodCheck(key[0], key[1], name, b.unit,
+            check.methods.append(MethodCheck(key[0], key[1], name, cands[0].unit,
                                              combine(fa, fb, cfg.level, d_cost, d_share), base_total=base_total))
     tests = [m for c in checks for m in c.methods]
     # Weighted by what a method can move: its share of its service-event in the baseline (a
@@ -470,7 +473,7 @@ def compare_tables(base: Mapping[tuple[str, str], SliceTable | Sequence[SliceTab
 
 
 def judge(base_manifest: Mapping, base_tables: Mapping[tuple[str, str], SliceTable | Sequence[SliceTable]],
-          run_manifest: Mapping, run_tables: Mapping[tuple[str, str], SliceTable], *,
+          run_manifest: Mapping, run_tables: Mapping[tuple[str, str], SliceTable | Sequence[SliceTable]], *,
           baseline: str, run: str, noun: str = "request", cfg: GateConfig = DEFAULT) -> GateResult:
     """The whole gate on two runs' figures (see the module doc)."""
     services = sorted({s for s, _ in base_tables} | {s for s, _ in run_tables})

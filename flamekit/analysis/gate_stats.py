@@ -99,6 +99,7 @@ class Estimate:
     p_cost: float
     p_share: float
     runs_a: int = 1          # baseline runs pooled
+    runs_b: int = 1          # runs under test pooled (repeats of one build)
     tau_log: float = 0.0     # a method's own between-run spread of its log cost (0 with one run)
     dispersion: float = 1.0  # the service-event's run-to-run variance over the bootstrap's (>= 1)
 
@@ -242,25 +243,35 @@ def dispersion(groups: Sequence[Sequence[tuple[float, float]]]) -> float:
     return max(1.0, statistics.median_low(ratios)) if ratios else 1.0
 
 
-def combine(fa: Sequence[RunFigure], fb: RunFigure, level: float = 0.95, disp_cost: float = 1.0,
-            disp_share: float = 1.0) -> Estimate:
+def _known(values: Sequence[float], variances: Sequence[float]) -> tuple[float, float]:
+    """Precision-weighted mean of ``values`` and its variance, the variances taken as known."""
+    w = _weights(variances)
+    return sum(wi * x for wi, x in zip(w, values)) / sum(w), 1.0 / sum(w)
+
+
+def combine(fa: Sequence[RunFigure], fb: RunFigure | Sequence[RunFigure], level: float = 0.95,
+            disp_cost: float = 1.0, disp_share: float = 1.0) -> Estimate:
     """B against the baseline runs' figures: each bootstrap variance scaled by the
     service-event's dispersion, the baseline runs pooled (:func:`pool`, whose tau^2 also
     applies to B), then the normal approximation on the log scale (cost) and on the share
-    difference."""
+    difference. ``fb`` is one run under test, or several (repeats of the same build): each is
+    one draw with variance c var + tau^2, and their precision-weighted mean is compared."""
+    fbs = [fb] if isinstance(fb, RunFigure) else list(fb)
     la, var_la, tau_l = pool([f.log_cost for f in fa], [disp_cost * f.var_log for f in fa])
     sa, var_sa, tau_s = pool([f.share for f in fa], [disp_share * f.var_share for f in fa])
-    d_log = fb.log_cost - la
-    se_log = math.sqrt(disp_cost * fb.var_log + tau_l + var_la)
-    d_share = fb.share - sa
-    se_share = math.sqrt(disp_share * fb.var_share + tau_s + var_sa)
+    lb, var_lb = _known([f.log_cost for f in fbs], [disp_cost * f.var_log + tau_l for f in fbs])
+    sb, var_sb = _known([f.share for f in fbs], [disp_share * f.var_share + tau_s for f in fbs])
+    d_log = lb - la
+    se_log = math.sqrt(var_lb + var_la)
+    d_share = sb - sa
+    se_share = math.sqrt(var_sb + var_sa)
     z = _z(level)
     return Estimate(
-        cost_a=sum(f.cost for f in fa) / len(fa), cost_b=fb.cost, ratio=math.exp(d_log),
+        cost_a=sum(f.cost for f in fa) / len(fa), cost_b=sum(f.cost for f in fbs) / len(fbs), ratio=math.exp(d_log),
         ratio_lo=math.exp(d_log - z * se_log), ratio_hi=math.exp(d_log + z * se_log),
-        share_a=sa, share_b=fb.share, share_lo=d_share - z * se_share, share_hi=d_share + z * se_share,
+        share_a=sa, share_b=sb, share_lo=d_share - z * se_share, share_hi=d_share + z * se_share,
         p_cost=_normal_p(d_log, se_log), p_share=_normal_p(d_share, se_share),
-        runs_a=len(fa), tau_log=math.sqrt(tau_l), dispersion=disp_cost,
+        runs_a=len(fa), tau_log=math.sqrt(tau_l), dispersion=disp_cost, runs_b=len(fbs),
     )
 
 

@@ -217,18 +217,22 @@ def pooled_manifest(manifests: Sequence[Mapping]) -> dict:
     return first
 
 
-def _poolable(manifests: Sequence[Mapping], names: Sequence[str], services: Sequence[str]) -> None:
-    """Every run of a baseline must be one the gate could compare with the first."""
+def _poolable(manifests: Sequence[Mapping], names: Sequence[str], services: Sequence[str],
+              what: str = "in one baseline") -> None:
+    """Every run pooled (a baseline's, or the repeats under test) must be one the gate could
+    compare with the first."""
     for m, name in zip(manifests, names):
+        if not _finished(m):
+            raise ReportError(f"run {name} did not finish ok ({m.get('status')}): it cannot be pooled {what}",
+                              "pool runs that finished")
         problem = fkgate.rate_problem(m, f"run {name}")
         if problem:
-            raise ReportError(f"cannot keep run {name} in a baseline: {problem}",
-                              "save a baseline from runs that held their rate")
+            raise ReportError(f"cannot pool run {name} {what}: {problem}", "pool runs that held their rate")
     for m, name in zip(manifests[1:], names[1:]):
         reasons = fkgate.comparability(manifests[0], m, services)
         if reasons:
-            raise ReportError(f"runs {names[0]} and {name} cannot be pooled in one baseline: {reasons[0]}",
-                              "save a baseline from runs with the same settings, flags and versions")
+            raise ReportError(f"runs {names[0]} and {name} cannot be pooled {what}: {reasons[0]}",
+                              "pool runs with the same settings, flags and versions")
 
 
 def save(run_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], name: str,
@@ -336,31 +340,44 @@ class GateOutputs:
     diffs: list[Path]
 
 
-def gate(settings: Settings, baseline: str, run: str | None = None, *, slices: int = 10,
+def gate(settings: Settings, baseline: str, run: str | Sequence[str] | None = None, *, slices: int = 10,
          cfg: fkgate.GateConfig = fkgate.DEFAULT, baselines: Path | None = None, runner=None,
-         raise_on_fail: bool = True) -> GateOutputs:
-    """Compare a run (default: the newest) with baseline ``baseline``; write the JUnit XML,
-    the markdown summary and a differential flame graph per regressed service-event under
+         raise_on_fail: bool = True, last: int = 0) -> GateOutputs:
+    """Compare a run (default: the newest), or several repeats of one build (``run`` a list, or
+    the newest ``last`` runs, pooled), with baseline ``baseline``; write the JUnit XML, the
+    markdown summary and a differential flame graph per regressed service-event under
     ``<reports_dir>/gate/<run>-vs-<baseline>/``; print the verdict; raise GateRegression (exit
     1) or GateUndecided (exit 2) unless it passed (or ``raise_on_fail`` is False)."""
     from ..render import gate as fkrender
     from ..render.html import write_diff_flamegraph
     base = load(baseline, baselines or baselines_dir(settings))
-    run_dir = runs.resolve_run(settings.runs_dir, run)
-    manifest = runs.read_manifest(run_dir)
+    dirs = _resolve_runs(settings, run, last)
+    manifests = [runs.read_manifest(d) for d in dirs]
     base_tables = base.tables
     services = sorted({s for s, _ in base_tables})
     events = sorted({e for _, e in base_tables})
-    ui.say(f"gate: run {run_dir.name} against baseline {baseline} (run(s) {', '.join(base.runs)}); "
-           f"slicing {', '.join(events)} of {', '.join(services)}")
-    tables = run_tables(run_dir, manifest, settings.profiler.dir / "bin" / "jfrconv", slices=slices,
-                        services=services, events=events, runner=runner)
+    if len(dirs) > 1:
+        _poolable(manifests, [d.name for d in dirs], services, "as repeats of one build")
+    label = dirs[-1].name if len(dirs) == 1 else f"{dirs[-1].name} (+{len(dirs) - 1} repeat(s))"
+    ui.say(f"gate: run(s) {', '.join(d.name for d in dirs)} against baseline {baseline} "
+           f"(run(s) {', '.join(base.runs)}); slicing {', '.join(events)} of {', '.join(services)}")
+    tables: dict[tuple[str, str], list] = {}
+    for run_dir, manifest in zip(dirs, manifests):
+        one = run_tables(run_dir, manifest, settings.profiler.dir / "bin" / "jfrconv", slices=slices,
+                         services=services, events=events, runner=runner)
+        for key, t in one.items():
+            tables.setdefault(key, []).append(t)
+    if len(dirs) > 1:  # a service-event missing from one repeat is missing from the run
+        tables = {k: v for k, v in tables.items() if len(v) == len(dirs)}
+    manifest = pooled_manifest(manifests)
     result = fkgate.judge(base.manifest, base_tables, manifest, tables, baseline=baseline,
-                          run=run_dir.name, noun=noun_of(manifest, settings), cfg=cfg)
-    out_dir = Path(settings.reports_dir) / "gate" / f"{run_dir.name}-vs-{baseline}"
+                          run=label, noun=noun_of(manifest, settings), cfg=cfg)
+    newest = dirs[-1]
+    out_dir = Path(settings.reports_dir) / "gate" / (
+        f"{newest.name}-vs-{baseline}" if len(dirs) == 1 else f"{newest.name}-x{len(dirs)}-vs-{baseline}")
     out_dir.mkdir(parents=True, exist_ok=True)
     diffs: list[Path] = []
-    caps = {(c.service, c.event): c for c in load_captures(run_dir, manifest)}
+    caps = {(c.service, c.event): c for c in load_captures(newest, manifests[-1])}
     for check in result.checks:
         cap = caps.get((check.service, check.event))
         if not check.regressions or cap is None or cap.profile is None:
@@ -370,8 +387,8 @@ def gate(settings: Settings, baseline: str, run: str | None = None, *, slices: i
             continue
         html = out_dir / f"diff-{check.service}-{check.event}.html"
         write_diff_flamegraph(prof_a, cap.profile, html, title=f"{check.service} {check.event}: "
-                              f"baseline {baseline} -> {run_dir.name}", label_a=f"baseline {baseline}",
-                              label_b=run_dir.name, event=check.event)
+                              f"baseline {baseline} -> {newest.name}", label_a=f"baseline {baseline}",
+                              label_b=newest.name, event=check.event)
         diffs.append(html)
     junit = atomic_write(out_dir / "junit.xml", fkrender.junit_xml(result))
     summary = atomic_write(out_dir / "summary.md", fkrender.summary_markdown(result, out_dir, diffs))
@@ -394,10 +411,8 @@ def _complete(run_dir: Path) -> bool:
         return False
 
 
-def save_baseline(settings: Settings, run: str | Sequence[str] | None, name: str, slices: int = 10, runner=None,
-                  baselines: Path | None = None, last: int = 0) -> Path:
-    """`inv baseline save`: store a run (default: the newest), the runs given, or the newest
-    ``last`` runs, as baseline ``name``."""
+def _resolve_runs(settings: Settings, run: str | Sequence[str] | None, last: int) -> list[Path]:
+    """The runs named (default: the newest), or the newest ``last`` complete ones; oldest first."""
     given = [run] if isinstance(run, str) else list(run or [])
     if last and given:
         raise ConfigError("both --run and --last given", "name the runs, or ask for the newest N, not both")
@@ -408,9 +423,15 @@ def save_baseline(settings: Settings, run: str | Sequence[str] | None, name: str
         if len(complete) < last:
             raise ReportError(f"--last {last}: only {len(complete)} complete run(s) in {settings.runs_dir}",
                               "profile more runs first, or ask for fewer")
-        dirs = complete[:last][::-1]
-    else:
-        dirs = [runs.resolve_run(settings.runs_dir, r) for r in given] or [runs.resolve_run(settings.runs_dir, None)]
+        return complete[:last][::-1]
+    return [runs.resolve_run(settings.runs_dir, r) for r in given] or [runs.resolve_run(settings.runs_dir, None)]
+
+
+def save_baseline(settings: Settings, run: str | Sequence[str] | None, name: str, slices: int = 10, runner=None,
+                  baselines: Path | None = None, last: int = 0) -> Path:
+    """`inv baseline save`: store a run (default: the newest), the runs given, or the newest
+    ``last`` runs, as baseline ``name``."""
+    dirs = _resolve_runs(settings, run, last)
     what = f"run {dirs[0].name}" if len(dirs) == 1 else f"{len(dirs)} runs ({', '.join(d.name for d in dirs)})"
     ui.say(f"saving {what} as baseline {name} (slicing their JFRs with jfrconv)")
     path = save(dirs, name, baselines or baselines_dir(settings), settings.profiler.dir / "bin" / "jfrconv",

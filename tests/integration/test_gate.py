@@ -102,3 +102,22 @@ def test_other_jvm_flags_cannot_be_judged(gate_runs):
     code, msg, _ = _gate(s, baselines, doctored.name)
     assert code == 2, msg
     assert "different JVM flags for order-service" in msg and "-XX:+UseParallelGC" in msg
+
+
+def test_repeats_of_one_build_are_judged_pooled(gate_runs):
+    s, baselines, base, same, doubled = gate_runs
+    out = wg.gate(s, "it", [base[2], same], baselines=baselines, raise_on_fail=False)
+    assert out.result.exit_code == 0, out.result.headline()
+    assert out.out_dir.name == f"{same}-x2-vs-it"
+    assert all(m.est.runs_b == 2 for c in out.result.checks for m in c.methods)
+    # repeats must be comparable with each other, as a baseline's runs
+    src, bad = s.runs_dir / same, s.runs_dir / (same + "-jdk")
+    shutil.copytree(src, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    for cap in m["captures"]:
+        cap["jvm"]["version"] = "21.0.2"
+    m["stamp"] = bad.name
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(FlamekitError) as e:
+        wg.gate(s, "it", [same, bad.name], baselines=baselines)
+    assert "cannot be pooled as repeats of one build" in str(e.value) and "different JDK" in str(e.value)

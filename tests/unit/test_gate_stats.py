@@ -203,3 +203,31 @@ def test_weighted_benjamini_hochberg_spends_the_rate_on_heavy_tests():
     assert benjamini_hochberg(p, [3.0] * 6) == pytest.approx(plain)
     with pytest.raises(ValueError):
         benjamini_hochberg(p, [1.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+
+
+def test_repeats_under_test_are_pooled_and_narrow_the_interval():
+    """Runs vary between fresh JVMs (tau); two repeats of the build under test average that
+    out: the same +20 % is found with a narrower interval, and one run's outlier moves a pooled
+    pair half as far."""
+    from flamekit.analysis.gate_stats import RunFigure, combine
+    rng = random.Random(5)
+    v = 0.02 ** 2
+
+    def run(level, shift=0.0):
+        x = level + shift + rng.gauss(0, 0.06)      # between-run sd 0.06, bootstrap sd 0.02
+        return RunFigure(cost=math.exp(x), log_cost=x, var_log=v, share=0.5, var_share=1e-4)
+
+    base = [run(2.0) for _ in range(5)]
+    one = combine(base, run(2.0, math.log(1.2)))
+    b1, b2 = run(2.0, math.log(1.2)), run(2.0, math.log(1.2))
+    two = combine(base, [b1, b2])
+    assert two.runs_b == 2 and one.runs_b == 1
+    width = lambda e: math.log(e.ratio_hi) - math.log(e.ratio_lo)  # noqa: E731
+    assert width(two) < 0.85 * width(one)
+    # the pooled ratio is the geometric mean of the two (equal variances: equal weights)
+    a = combine(base, b1)
+    b = combine(base, b2)
+    assert two.ratio == pytest.approx(math.sqrt(a.ratio * b.ratio))
+    assert two.cost_b == pytest.approx((b1.cost + b2.cost) / 2)
+    # one run is the former comparison exactly
+    assert combine(base, [b1]) == a
