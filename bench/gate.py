@@ -17,10 +17,10 @@ runs gated against it, as in CI. Arms share their round's baseline and consecuti
 share R-1 runs, so rounds are not fully independent. With `--repeats S` (full mode: 2) each arm profiles S
 runs per round and gates them pooled (`inv gate --run A --run B`), as a CI job that profiles a
 pull request S times; `--regate DIR --repeats 2` pools the runs of consecutive rounds of an
-earlier single-run bench instead. Full mode: 10 rounds, R = 5, S = 2, 30 s
-captures after 15 s warm-up (about 100 minutes). Quick mode (CI): 2 rounds of the A/A and the PRICING_COST 2 arms, R = 2,
-15 s captures. Prints per arm the exit codes, the
-detection or false-alarm rate, and the cost ratio the gate estimated next to the planted one.
+earlier single-run bench instead. Full mode: 10 rounds, R = 5, S = 2, 30 s captures after 15 s
+warm-up (about 100 minutes). Quick mode (CI): 2 rounds of the A/A and the PRICING_COST 2 arms,
+R = 2, S = 1, 15 s captures. Prints per arm the exit codes, the detection or false-alarm rate,
+and the cost ratio the gate estimated next to the planted one.
 """
 from __future__ import annotations
 
@@ -259,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{repeats} runs of the arm (each on its own fresh JVM), pooled as repeats of one build "
               f"(`inv gate --run A --run B`)")
     body = (f"order-service cpu and alloc in one recording, {duration} s captures after {warmup} s warm-up at "
-            f"25 TPS, every run on a fresh JVM, flamekit's `cpu_engine` {engine}; each pair gates {judged}. Each round saves the {r} newest runs with all costs 1 as one "
-            f"baseline (the A/A run of a round joins the next round's) and gates every arm's run against it; "
+            f"25 TPS, every run on a fresh JVM, flamekit's `cpu_engine` {engine}; each pair gates {judged}. "
+            f"Each round saves the {r} newest runs with all costs 1 as one baseline (the A/A runs of a round "
+            f"join the next round's) and gates every arm's runs against it; "
             f"a detection is exit 1 whose first line names the planted "
             f"method in its event. The gate judges 2 service-events per pair (cpu, alloc), every method in them.\n\n"
             + c.md_table(("arm", "planted in", "pairs", "exit 0 / 1 / 2", "rate",

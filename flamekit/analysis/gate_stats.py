@@ -187,6 +187,12 @@ def _weights(variances: Sequence[float]) -> list[float]:
     return [1.0 / max(v, 1e-12) for v in variances]
 
 
+def _known(values: Sequence[float], variances: Sequence[float]) -> tuple[float, float]:
+    """Precision-weighted mean of ``values`` and its variance, the variances taken as known."""
+    w = _weights(variances)
+    return sum(wi * x for wi, x in zip(w, values)) / sum(w), 1.0 / sum(w)
+
+
 def pool(values: Sequence[float], variances: Sequence[float]) -> tuple[float, float, float]:
     """Random-effects pooling of one figure over the baseline's runs (DerSimonian-Laird):
     (pooled value, its variance, tau^2 = the variance *between* runs beyond each run's own).
@@ -203,9 +209,8 @@ def pool(values: Sequence[float], variances: Sequence[float]) -> tuple[float, fl
     sw = sum(w)
     denom = sw - sum(wi * wi for wi in w) / sw
     tau2 = max(0.0, (_cochran_q(values, variances) - (r - 1)) / denom) if denom > 0 else 0.0
-    ws = _weights([v + tau2 for v in variances])
-    pooled = sum(wi * x for wi, x in zip(ws, values)) / sum(ws)
-    return pooled, 1.0 / sum(ws), tau2
+    pooled, var = _known(values, [v + tau2 for v in variances])
+    return pooled, var, tau2
 
 
 def _z(level: float) -> float:
@@ -214,9 +219,8 @@ def _z(level: float) -> float:
 
 def _cochran_q(values: Sequence[float], variances: Sequence[float]) -> float:
     """The weighted squared spread of ``values`` around their precision-weighted mean."""
-    w = _weights(variances)
-    mean_w = sum(wi * x for wi, x in zip(w, values)) / sum(w)
-    return sum(wi * (x - mean_w) ** 2 for wi, x in zip(w, values))
+    mean_w = _known(values, variances)[0]
+    return sum(wi * (x - mean_w) ** 2 for wi, x in zip(_weights(variances), values))
 
 
 def _chi2_median(df: int) -> float:
@@ -241,12 +245,6 @@ def dispersion(groups: Sequence[Sequence[tuple[float, float]]]) -> float:
     ratios = [_cochran_q([x for x, _ in g], [v for _, v in g]) / _chi2_median(len(g) - 1)
               for g in groups if len(g) >= 2]
     return max(1.0, statistics.median_low(ratios)) if ratios else 1.0
-
-
-def _known(values: Sequence[float], variances: Sequence[float]) -> tuple[float, float]:
-    """Precision-weighted mean of ``values`` and its variance, the variances taken as known."""
-    w = _weights(variances)
-    return sum(wi * x for wi, x in zip(w, values)) / sum(w), 1.0 / sum(w)
 
 
 def combine(fa: Sequence[RunFigure], fb: RunFigure | Sequence[RunFigure], level: float = 0.95,

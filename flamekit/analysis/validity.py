@@ -42,7 +42,6 @@ def engine_note(engine: str | None, kernel_frames: bool | None = None) -> str:
     return engine
 
 
-
 def _status_warnings(m: Mapping) -> list[str]:
     status = m.get("status")
     if status == "failed" or (status not in (None, "ok") and status):

@@ -72,7 +72,8 @@ def _plan(settings: Settings, tps: float, duration: int, phase: str, summary: Pa
 
 def run_settings(settings: Settings, services, events, duration, warmup, tps, load: bool, target) -> dict:
     return {"duration": duration, "warmup": warmup, "tps": tps, "interval": settings.interval or None,
-            "cpu_engine": settings.cpu_engine, "events": list(events), "services": list(services), "privileges": settings.privileges,
+            "cpu_engine": settings.cpu_engine, "events": list(events), "services": list(services),
+            "privileges": settings.privileges,
             "jvm_flags": list(settings.jvm_flags), "project_name": settings.project_name,
             "compose_files": [str(f) for f in settings.compose_files], "load": load, "target": target.kind,
             "load_workers": settings.load_workers if load else 0}
@@ -311,9 +312,9 @@ def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str)
             e["error"] = got["errors"].get(event, f"no {event} output")
             entries.append(e)
             continue
-        counts = files.get("samples.collapsed", files["collapsed"])
-        e["samples"] = count_samples(counts.read_text(errors="replace"))
         collapsed_text = files["collapsed"].read_text(errors="replace")
+        counts = files.get("samples.collapsed")
+        e["samples"] = count_samples(counts.read_text(errors="replace") if counts else collapsed_text)
         e["weight_total"] = count_samples(collapsed_text)
         if event == "cpu" and e["engine"] == "perf_events":
             # perf_events without kernel profiling (perf_event_paranoid >= 2, no CAP_PERFMON)
