@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 EVENTS = ("cpu", "alloc", "wall", "lock")
 PRIVILEGES = ("seed", "minimal", "none")
-#: what `-e` asks async-profiler for when the event is cpu: its own choice (perf_events, else
-#: ctimer), or one engine named.
-CPU_ENGINES = ("cpu", "cpu-clock", "ctimer", "itimer")
+#: what `-e` asks async-profiler for when the event is cpu: ``auto`` (flamekit's choice per
+#: container, capture/session.py ``resolve_cpu_engine``), async-profiler's own choice ``cpu``
+#: (perf_events, else ctimer), or one engine named.
+CPU_ENGINES = ("auto", "cpu", "cpu-clock", "ctimer", "itimer")
 DEFAULT_JVM_FLAGS = "-XX:+PreserveFramePointer,-XX:+UnlockDiagnosticVMOptions,-XX:+DebugNonSafepoints"
 
 # The single source of defaults. tasks.py hands this to ns.configure().
@@ -61,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "tps": 25.0,
     "warmup": 15,
     "interval": "",
-    "cpu_engine": "cpu",
+    "cpu_engine": "auto",
     "jvm_flags": DEFAULT_JVM_FLAGS,
     "privileges": "seed",
     "profiler": {

@@ -22,7 +22,7 @@ from .values import error_fraction, get, number
 MIN_RATE_FRACTION = 0.95
 #: error rate (fraction) above this makes the load figures suspect.
 MAX_ERROR_RATE = 0.01
-#: engines that sample CPU time with a timer when perf_events is unavailable.
+#: engines that sample CPU time with a timer instead of perf_events.
 TIMER_ENGINES = ("ctimer", "itimer")
 
 
@@ -33,7 +33,8 @@ def engine_note(engine: str | None, kernel_frames: bool | None = None) -> str:
         return "not recorded"
     e = engine.lower()
     if e in TIMER_ENGINES:
-        return f"{engine} (CPU time sampled by a timer because perf_events is unavailable)"
+        return (f"{engine} (CPU time sampled by a timer, not by perf_events: kernel stacks need "
+                "perf_event_paranoid <= 1)")
     if e in PERF_ENGINES and kernel_frames is False:
         return (f"{engine}, user mode only (the kernel allows no kernel profiling here: "
                 "time the threads spent in the kernel is not in the profile)")
@@ -115,7 +116,8 @@ def _capture_warnings(caps: Sequence[Mapping]) -> list[str]:
             warnings.append(f"{svc}: JVM flags missing: {flags}{why}")
     for engine, services in timer_engines.items():
         warnings.append(
-            f"CPU time sampled by a timer ({engine}) because perf_events is unavailable; "
+            f"CPU time sampled by a timer ({engine}), not by perf_events (kernel stacks need "
+            f"perf_event_paranoid <= 1); "
             f"it is CPU time, not wall-clock; use -e wall for off-CPU time "
             f"({', '.join(dict.fromkeys(services))})")
     return warnings

@@ -5,12 +5,15 @@ with ``--timeout`` so a harness killed with SIGKILL cannot leave the profiler ru
 longer than the window plus a margin; it is marked ``starting`` *before* ``asprof start`` runs,
 so an interrupt during that call still leads to a stop. Each start and stop also reads the
 container's cgroup CPU counter, so the report can set the profile against the CPU the
-container really used in the window.
+container really used in the window; a session with alloc also reads the JVM's own per-thread
+allocation counters (``Thread.print -e``) right after its start and before a normal stop, so
+the report can set the sampled bytes against the bytes the JVM counted.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -38,6 +41,49 @@ CGROUP_THEN = (
     '|| awk \'/^usage_usec/ {printf "%.0f", $2 * 1000}\' /sys/fs/cgroup/cpu.stat 2>/dev/null); '
     'echo "cgroup_cpu_ns=${c:-}"; exec "$@"'
 )
+
+
+#: The kernel setting that decides what perf_events may sample (read inside the container: it
+#: is the host's). At 1 or under, perf_events samples kernel stacks too.
+PARANOID_FILE = "/proc/sys/kernel/perf_event_paranoid"
+
+
+def resolve_cpu_engine(setting: str, paranoid: int | None) -> tuple[str, str]:
+    """(what ``-e`` names for cpu, why) for the ``cpu_engine`` setting.
+
+    ``auto`` takes async-profiler's ``cpu`` (perf_events) where the kernel lets perf_events
+    sample kernel stacks (``perf_event_paranoid`` <= 1), else ``itimer``. Not async-profiler's
+    own fallback there, ctimer: the kernel checks a thread's CPU timer at its scheduler tick on
+    that same thread, so CPU a thread spends in bursts shorter than a tick is credited to the
+    long loop it runs next (on the demo, ``priceOrder`` read x1.04 its ThreadMXBean CPU with
+    ctimer, x1.01-1.03 with itimer, whose process-wide timer fires on whatever thread runs at
+    the tick; docs/perf/benchmarks.md, "Hotspot accuracy"). perf_events at paranoid 2 samples
+    user mode only, and kernel time then goes missing from the profile."""
+    if setting != "auto":
+        return setting, "set by cpu_engine"
+    if paranoid is not None and paranoid <= 1:
+        return "cpu", f"perf_event_paranoid {paranoid}: perf_events with kernel stacks"
+    seen = "unreadable" if paranoid is None else str(paranoid)
+    return "itimer", f"perf_event_paranoid {seen}: no kernel stacks from perf_events, itimer"
+
+
+# `Thread.print -e` prints, per Java thread, its id (#N, never reused) and the bytes it has
+# allocated (HotSpot's per-thread counter, the one ThreadMXBean reads: TLAB waste excluded) in
+# an exact unit. No library reads a thread dump; one regular expression does.
+_THREAD_ALLOC_RE = re.compile(r'^".*" #(\d+)\s.*?\ballocated=(\d+)([BKMG])\b', re.M)
+_UNIT_BYTES = {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def thread_allocations(dump: str) -> dict[int, int]:
+    """{Java thread id: bytes allocated so far} from a ``Thread.print -e`` dump."""
+    return {int(m.group(1)): int(m.group(2)) * _UNIT_BYTES[m.group(3)] for m in _THREAD_ALLOC_RE.finditer(dump)}
+
+
+def allocated_between(start: dict[int, int], stop: dict[int, int]) -> tuple[int, int]:
+    """(bytes the JVM's threads allocated between two dumps, threads of the first dump gone
+    from the second: what those allocated in between is not counted)."""
+    total = sum(b - start.get(tid, 0) for tid, b in stop.items() if b >= start.get(tid, 0))
+    return total, len(set(start) - set(stop))
 
 
 def now_iso() -> str:
@@ -116,7 +162,18 @@ class Session:
     started_mono: float | None = None
     cpu_ns_start: int | None = None
     cpu_ns_stop: int | None = None
+    cpu_engine: str = "cpu"         # what -e named for cpu (the cpu_engine setting, resolved)
+    cpu_engine_why: str = ""
+    alloc_threads_start: dict[int, int] | None = None   # Thread.print -e after the start
+    alloc_threads_stop: dict[int, int] | None = None    # ... and before a normal stop
     results: list[dict] = field(default_factory=list)
+
+    @property
+    def jvm_allocated(self) -> tuple[int, int] | None:
+        """(bytes the JVM counted in the window, threads that ended in it), when both dumps read."""
+        if self.alloc_threads_start is None or self.alloc_threads_stop is None:
+            return None
+        return allocated_between(self.alloc_threads_start, self.alloc_threads_stop)
 
     @property
     def label(self) -> str:
@@ -177,6 +234,9 @@ class Profilers:
         sess = Session(replica=replica, events=tuple(events), pid=info.pid,
                        jfr_in_container=f"/tmp/flamekit-{self.stamp}-{replica.label}.jfr",
                        asprof=self.asprof, jfrconv=self.jfrconv, jvm=info)
+        if "cpu" in sess.events:
+            sess.cpu_engine, sess.cpu_engine_why = resolve_cpu_engine(
+                self.cpu_engine, self.paranoid(replica) if self.cpu_engine == "auto" else None)
         try:
             sess.image_id = self.target.image_id(replica)
             sess.container_started = self.target.started_at(replica)
@@ -187,9 +247,19 @@ class Profilers:
                                           "-exec", "rm", "-rf", "{}", "+"])
         return sess
 
+    def paranoid(self, replica) -> int | None:
+        """The host's ``perf_event_paranoid`` as the container sees it; None if unreadable."""
+        try:
+            rc, out, _ = self.target.exec_result(replica, ["cat", PARANOID_FILE])
+        except Exception as exc:  # only decides the engine: itimer works everywhere
+            log.debug("%s: %s", PARANOID_FILE, exc)
+            return None
+        text = out.strip()
+        return int(text) if rc == 0 and text.lstrip("-").isdigit() else None
+
     def start(self, sess: Session, duration_s: int, interval: str = "") -> None:
         args = asprof_start_args(sess.asprof, sess.events, sess.pid, sess.jfr_in_container,
-                                 duration_s + MARGIN_S, interval, self.cpu_engine)
+                                 duration_s + MARGIN_S, interval, sess.cpu_engine)
         sess.state = "starting"  # before the call: an interrupt during it must still lead to a stop
         rc, out, err = self.target.exec_result(sess.replica, ["sh", "-c", CGROUP_THEN, "sh", *args])
         sess.cpu_ns_start, out = split_cgroup_line(out)
@@ -203,13 +273,30 @@ class Profilers:
         sess.started_at = now_iso()
         sess.started_mono = time.monotonic()
         log.debug("%s: %s", sess.label, sess.start_output)
+        if "alloc" in sess.events:
+            sess.alloc_threads_start = self.thread_allocations(sess)
 
-    def stop(self, sess: Session) -> None:
+    def thread_allocations(self, sess: Session) -> dict[int, int] | None:
+        """The JVM's per-thread allocated bytes (``asprof jcmd <pid> Thread.print -e``: a thread
+        dump, one safepoint); None when the JVM does not answer or prints no counters."""
+        try:
+            rc, out, _ = self.target.exec_result(sess.replica, [sess.asprof, "jcmd", str(sess.pid),
+                                                                "Thread.print", "-e"])
+        except Exception as exc:  # a figure beside the profile, never a reason to fail it
+            log.debug("%s: Thread.print -e: %s", sess.label, exc)
+            return None
+        found = thread_allocations(out) if rc == 0 else {}
+        return found or None
+
+    def stop(self, sess: Session, count_allocations: bool = False) -> None:
         """Stop one session; idempotent. A start still in flight when the stop ran is caught by
-        asking `asprof status` and stopping again."""
+        asking `asprof status` and stopping again. ``count_allocations``: read the JVM's
+        allocation counters first (the normal end of a window; not on an interrupt's cleanup)."""
         if not sess.needs_stop:
             return
         was_starting = sess.state == "starting"
+        if count_allocations and sess.state == "started" and "alloc" in sess.events:
+            sess.alloc_threads_stop = self.thread_allocations(sess)
         rc, out, err = self.target.exec_result(
             sess.replica, ["sh", "-c", CGROUP_THEN, "sh",
                            *asprof_stop_args(sess.asprof, sess.pid, sess.jfr_in_container)])

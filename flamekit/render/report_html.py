@@ -89,6 +89,11 @@ def _services(summary: Summary, caps: list[CaptureData], out_dir: Path) -> list[
                        ("profile / cgroup", pct(sc.coverage)), ("request time / iteration", _ms(sc.request_ms)),
                        ("of it waiting downstream", _ms(sc.downstream_ms)),
                        ("request threads idle", _ms(sc.idle_ms)), ("other threads", _ms(sc.other_ms))]
+        if sc.alloc_mb is not None:
+            mb = lambda v: "n/a" if v is None else f"{v:,.2f} MB"  # noqa: E731
+            svc.figures += [("sampled allocation / iteration", mb(sc.alloc_mb)),
+                            ("JVM-counted allocation / iteration", mb(sc.jvm_alloc_mb)),
+                            ("profile / JVM", pct(sc.alloc_coverage))]
         if sc.breakdown is not None:
             svc.breakdown = [(title, sc.breakdown.share(key)) for key, title in CATEGORIES]
     return [by_name[k] for k in sorted(by_name)]

@@ -137,6 +137,17 @@ def services_markdown(summary: Summary, out_dir: Path) -> list[str]:
                     "of it downstream ms"], rows, ["l", "r", "r", "r", "r", "r"]) + [""]
     lines += ["Profiled CPU is all CPU samples x interval; cgroup CPU is the container's CPU time over "
               "the same window (under 80% coverage is a validity warning).", ""]
+    with_a = [s for s in svcs if s.alloc_mb is not None]
+    if with_a:
+        lines += table(["service", "sampled MB allocated", "JVM-counted MB", "profile / JVM", "threads ended"],
+                       [[s.service, _ms(s.alloc_mb), _ms(s.jvm_alloc_mb), pct(s.alloc_coverage),
+                         str(s.jvm_threads_ended) if s.jvm_alloc_mb is not None else "n/a"] for s in with_a],
+                       ["l", "r", "r", "r", "r"]) + [""]
+        lines += ["Sampled MB is the allocation profile's bytes per iteration; JVM-counted MB is what the "
+                  "JVM's per-thread allocation counters (`Thread.print -e`, as ThreadMXBean reads them) grew "
+                  "by over the same window. The heap sampler also counts the unused ends of TLABs, so the "
+                  "profile reads a few percent high (outside 80-125% is a validity warning); bytes of "
+                  "threads that ended in the window are not in the JVM's count.", ""]
     with_b = [s for s in svcs if s.breakdown is not None]
     lines += _section(
         "Where the CPU goes", [[s.service] + [pct(s.breakdown.share(k)) for k, _ in CATEGORIES]  # type: ignore

@@ -164,7 +164,7 @@ def run_profile(settings: Settings, target, services: Sequence[str], events: Seq
                 cd.tick()
                 time.sleep(min(1.0, max(0.0, end - time.monotonic())))
             cd.done()
-            list(pool.map(profs.stop, profs.sessions))
+            list(pool.map(lambda s: profs.stop(s, count_allocations=True), profs.sessions))
             timeline["profilers_stopped"] = runs.now_iso()
             ui.say(f"converting {len(profs.sessions) * len(events)} profile(s) with jfrconv")
             # collect while k6 finishes its last seconds: the window is over, the load no longer matters
@@ -308,6 +308,10 @@ def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str)
         e = _entry(sess, event, engine=got["engine"] if event == "cpu" else event, notes=got["notes"] if event == "cpu" else [],
                    interval=_interval(settings.interval, event, sess.events), jfr=rel(got["jfr"]),
                    weight=fkconvert.WEIGHTS.get(event, "samples"))
+        if event == "cpu":
+            e["engine_asked"], e["engine_why"] = sess.cpu_engine, sess.cpu_engine_why
+        if event == "alloc" and sess.jvm_allocated is not None:
+            e["jvm_allocated_bytes"], e["jvm_threads_ended"] = sess.jvm_allocated
         if event in got["errors"] or "collapsed" not in files or "html" not in files:
             e["error"] = got["errors"].get(event, f"no {event} output")
             entries.append(e)

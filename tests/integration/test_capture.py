@@ -45,6 +45,13 @@ def test_cpu_on_order_service_finds_pricing_engine(demo_stack):
     top = report.hotspots(prof, "cpu", top=1)[0]
     assert top.name == "demo.order.PricingEngine.priceOrder", [h.name for h in report.hotspots(prof, "cpu", 5)]
     assert cap["engine"] in ("ctimer", "itimer", "perf_events")
+    # cpu_engine auto: perf_events where it may sample kernel stacks, else itimer (the host's
+    # perf_event_paranoid, which the containers see too)
+    paranoid = int(Path("/proc/sys/kernel/perf_event_paranoid").read_text())
+    assert cap["engine_asked"] == ("cpu" if paranoid <= 1 else "itimer"), cap
+    assert f"perf_event_paranoid {paranoid}" in cap["engine_why"]
+    if cap["engine_asked"] == "itimer":
+        assert cap["engine"] == "itimer"
     assert cap["samples"] == prof.total > 0
     m = json.loads((run / "manifest.json").read_text())
     assert m["load"]["target_tps"] == 25 and m["load"]["achieved_tps"] > 20
@@ -106,6 +113,10 @@ def test_alloc_on_order_service_finds_order_json(demo_stack):
     assert cap["weight"] == "bytes" and cap["samples"] > 0
     prof = report.parse_collapsed(run / "order-service" / "alloc.collapsed")
     assert report.top_app_frame(prof, "alloc") == "demo.order.OrderJson.write"
+    # the JVM's own per-thread counters over the same window: the sampled bytes are close to
+    # them (a few percent over: the heap sampler counts TLAB waste too)
+    assert cap["jvm_allocated_bytes"] > 0 and cap["jvm_threads_ended"] >= 0
+    assert 0.8 <= cap["weight_total"] / cap["jvm_allocated_bytes"] <= 1.25, cap
 
 
 def test_lock_on_inventory_shows_stock_ledger(demo_stack):

@@ -27,6 +27,8 @@ class FakeTarget(Target):
         self.files: dict[tuple[str, str], str] = {}
         self.hooks = hooks or {}                   # action -> callable(replica)
         self.down_called = False
+        self.paranoid = "2"                        # the host's perf_event_paranoid, as containers see it
+        self.start_args: dict[str, list[str]] = {}  # container label -> the last asprof start command
 
     # lifecycle
     def config(self):
@@ -77,6 +79,8 @@ class FakeTarget(Target):
             self.log.append((r.label, f"jfrconv {event} {out.rsplit('/', 1)[-1]}"))
             self.files[(r.label, out)] = COLLAPSED[event] if out.endswith("collapsed") else f"<html>{event}</html>"
             return 0, "", ""
+        if cmd == ["cat", "/proc/sys/kernel/perf_event_paranoid"]:
+            return (0, self.paranoid + "\n", "") if self.paranoid is not None else (1, "", "No such file")
         if cmd[0] in ("rm", "mkdir"):
             return 0, "", ""
         return 127, "", f"unknown command {cmd}"
@@ -85,11 +89,17 @@ class FakeTarget(Target):
         action = cmd[1]
         if action == "--version":
             return 0, "Async-profiler 4.3 built on Jan 13 2026\n", ""
+        if action == "jcmd":  # Thread.print -e: each dump 1 MiB further on per thread
+            self.dumps = getattr(self, "dumps", 0) + 1
+            return 0, "".join(f'"exec-{i}" #{20 + i} daemon prio=5 os_prio=0 cpu=1ms elapsed=1s '
+                              f'allocated={self.dumps * (i + 1)}M defined_classes=0 tid=0x1 nid=0x2 runnable\n'
+                              for i in range(2)), ""
         if action == "status":
             return 0, ("Profiling is running for 3 seconds" if self.active.get(r.label) else "Profiler is not active"), ""
         self.log.append((r.label, action))
         self._hook(action, r)
         if action == "start":
+            self.start_args[r.label] = cmd
             self.active[r.label] = True
             self.files[(r.label, cmd[cmd.index("-f") + 1])] = "JFR engine ctimer"
             return 0, "Profiling started\n", ""

@@ -77,7 +77,8 @@ MANIFEST = {
 }
 
 
-def demo_run(repo: Path, manifest: dict | None = None, cgroup: dict | None = None) -> Path:
+def demo_run(repo: Path, manifest: dict | None = None, cgroup: dict | None = None,
+             jvm_alloc: dict | None = None) -> Path:
     """A demo-shaped run in ``repo/docs/perf/runs/STAMP`` (20 s window, 25 TPS: 500 iterations)."""
     m = copy.deepcopy(manifest or MANIFEST)
     run = repo / "docs" / "perf" / "runs" / STAMP
@@ -106,7 +107,7 @@ def demo_run(repo: Path, manifest: dict | None = None, cgroup: dict | None = Non
             heatmap=f"{svc}/cpu.heatmap.html")
     (run / "order-service" / "alloc.samples.collapsed").write_text(ALLOC_SAMPLES)
     put("order-service", "alloc", ALLOC, samples=3000, weight="bytes", weight_total=3030000000,
-        samples_collapsed="order-service/alloc.samples.collapsed")
+        samples_collapsed="order-service/alloc.samples.collapsed", **(jvm_alloc or {}))
     (run / "inventory-service" / "lock.samples.collapsed").write_text(LOCK_SAMPLES)
     put("inventory-service", "lock", LOCK, samples=1200, weight="ns", weight_total=24000000000,
         samples_collapsed="inventory-service/lock.samples.collapsed")
@@ -204,6 +205,26 @@ def test_cgroup_coverage_under_80_percent_warns(tmp_path):
                                                  "payment-service": 1.0, "gateway": 1.0}))
     warns = [w for w in run_warnings(m, caps) if "cgroup" in w]
     assert len(warns) == 1 and "order-service" in warns[0] and "50%" in warns[0]
+
+
+def test_sampled_bytes_stand_beside_the_bytes_the_jvm_counted(tmp_path):
+    # 3.03 GB sampled over 500 iterations (6.06 MB each); the JVM's threads counted 2.85 GB
+    m, caps = loaded(demo_run(tmp_path, jvm_alloc={"jvm_allocated_bytes": 2_850_000_000, "jvm_threads_ended": 1}))
+    _, services = analyse(m, caps)
+    sc = services["order-service"]
+    assert sc.alloc_mb == pytest.approx(6.06) and sc.jvm_alloc_mb == pytest.approx(5.7)
+    assert sc.alloc_coverage == pytest.approx(3.03 / 2.85) and sc.jvm_threads_ended == 1
+    assert not [w for w in run_warnings(m, caps) if "allocation profile" in w]  # TLAB waste: in range
+    text = write_report(tmp_path / "docs/perf/runs" / STAMP, repo_root=tmp_path).read_text()
+    assert any(x.startswith("| order-service |") and "| 6.06 | 5.70 | 106.3% | 1 |" in x for x in text.splitlines())
+    # the profile holding half of what the JVM counted is a warning that names the service
+    m, caps = loaded(demo_run(tmp_path / "b", jvm_alloc={"jvm_allocated_bytes": 6_060_000_000}))
+    warns = [w for w in run_warnings(m, caps) if "allocation profile" in w]
+    assert len(warns) == 1 and "order-service" in warns[0] and "50%" in warns[0] and "lost" in warns[0]
+    # runs from before the counters were read: no figure, no warning
+    m, caps = loaded(demo_run(tmp_path / "c"))
+    assert analyse(m, caps)[1]["order-service"].jvm_alloc_mb is None
+    assert analyse(m, caps)[1]["order-service"].alloc_coverage is None
 
 
 def test_profiler_window_outside_the_load_window_warns(tmp_path):

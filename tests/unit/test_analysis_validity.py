@@ -26,7 +26,8 @@ def test_clean_manifest_gives_no_warning():
     (("captures", 0, "jvm", "flags_missing"), ["-XX:+DebugNonSafepoints"],
      "order-service: JVM flags missing: -XX:+DebugNonSafepoints (without -XX:+DebugNonSafepoints"),
     (("captures", 0, "engine"), "ctimer",
-     "CPU time sampled by a timer (ctimer) because perf_events is unavailable; it is CPU time, "
+     "CPU time sampled by a timer (ctimer), not by perf_events (kernel stacks need "
+     "perf_event_paranoid <= 1); it is CPU time, "
      "not wall-clock; use -e wall for off-CPU time"),
     (("captures", 0, "engine"), "itimer", "CPU time sampled by a timer (itimer)"),
     (("captures",), [], "no captures recorded"),

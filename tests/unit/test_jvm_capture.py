@@ -131,6 +131,41 @@ def test_the_cpu_engine_setting_names_what_minus_e_asks_for():
         ["-e", "alloc"]
 
 
+@pytest.mark.parametrize("setting, paranoid, engine", [
+    ("auto", 2, "itimer"), ("auto", 3, "itimer"), ("auto", None, "itimer"),
+    ("auto", 1, "cpu"), ("auto", -1, "cpu"),
+    ("ctimer", 1, "ctimer"), ("cpu-clock", 2, "cpu-clock"), ("cpu", 4, "cpu"),
+])
+def test_auto_takes_perf_events_only_with_kernel_stacks_else_itimer(setting, paranoid, engine):
+    got, why = capture.resolve_cpu_engine(setting, paranoid)
+    assert got == engine
+    assert ("perf_event_paranoid" in why) == (setting == "auto")
+
+
+@pytest.mark.parametrize("paranoid, engine", [("2", "itimer"), ("1", "cpu"), (None, "itimer"), ("x", "itimer")])
+def test_profilers_resolve_auto_per_container_from_its_perf_event_paranoid(paranoid, engine):
+    from tests.unit.fakes import FakeTarget
+    t = FakeTarget()
+    t.paranoid = paranoid
+    profs = capture.Profilers(t, "/opt/async-profiler", "s1", [], cpu_engine="auto")
+    r = t.replicas("order-service")[0]
+    sess = profs.prepare(r, ("cpu", "alloc"))
+    assert sess.cpu_engine == engine and "perf_event_paranoid" in sess.cpu_engine_why
+    profs.start(sess, 5)
+    args = t.start_args[r.label]
+    assert args[args.index("-e") + 1] == engine
+    profs.stop(sess)
+    # an engine named in the settings is used as it is, without asking the kernel
+    t2 = FakeTarget()
+    t2.paranoid = None
+    sess2 = capture.Profilers(t2, "/opt/async-profiler", "s2", [], cpu_engine="ctimer").prepare(
+        t2.replicas("order-service")[0], ("cpu",))
+    assert (sess2.cpu_engine, sess2.cpu_engine_why) == ("ctimer", "set by cpu_engine")
+    # a session without cpu does not ask either
+    assert capture.Profilers(t, "/opt/async-profiler", "s3", [], cpu_engine="auto").prepare(
+        r, ("alloc",)).cpu_engine_why == ""
+
+
 def test_asprof_without_cpu_picks_a_chosen_event():
     args = capture.asprof_start_args("asprof", ["alloc", "lock"], 7, "/tmp/x.jfr", 40)
     assert args[args.index("-e") + 1] == "alloc"
