@@ -214,3 +214,49 @@ def test_jfrconv_weighs_alloc_and_lock_but_counts_samples_too():
     assert args == ["jfrconv", "--alloc", "--total", "--inverted", "--title", "svc alloc", "/tmp/x.jfr", "/tmp/a.html"]
     pprof = convert.jfrconv_args("jfrconv", convert.Conversion("cpu", "pb.gz", False, "pprof"), "x.jfr", "x.pb.gz")
     assert pprof == ["jfrconv", "--cpu", "-o", "pprof", "x.jfr", "x.pb.gz"]
+
+DUMP_A = '''2026-12-02 09:40:00
+Full thread dump OpenJDK 64-Bit Server VM (17.0.15+6-Debian-1deb12u1 mixed mode, sharing):
+
+"main" #1 prio=5 os_prio=0 cpu=812.50ms elapsed=300.10s allocated=41M defined_classes=2100 tid=0x1 nid=0x7 waiting on condition
+"http-nio-8080-exec-1" #25 daemon prio=5 os_prio=0 cpu=9.2s elapsed=290.00s allocated=29227K defined_classes=3 tid=0x2 nid=0x20 runnable
+"worker \\"quoted\\" #9" #26 daemon prio=5 os_prio=0 cpu=1ms elapsed=20s allocated=512B defined_classes=0 tid=0x3 nid=0x21 waiting
+"VM Thread" os_prio=0 cpu=40.10ms elapsed=300.12s tid=0x4 nid=0x9 runnable
+"C2 CompilerThread0" #7 daemon prio=9 os_prio=0 cpu=20.5s elapsed=300.00s allocated=3G defined_classes=0 tid=0x5 nid=0xa waiting
+'''
+
+
+def test_a_thread_dump_gives_each_java_threads_allocated_bytes_in_exact_units():
+    got = capture.thread_allocations(DUMP_A)
+    assert got == {1: 41 << 20, 25: 29227 << 10, 26: 512, 7: 3 << 30}  # "VM Thread" is no Java thread
+    assert capture.thread_allocations("Thread.print: unknown option -e") == {}
+
+
+def test_allocated_between_two_dumps_counts_new_threads_and_names_ended_ones():
+    start = {1: 1000, 25: 5000, 26: 700}
+    stop = {1: 1500, 25: 9000, 30: 250}       # 26 ended in the window, 30 started in it
+    assert capture.allocated_between(start, stop) == (500 + 4000 + 250, 1)
+    # a counter that went backwards (a reused id would be a JVM bug) is not counted negative
+    assert capture.allocated_between({1: 10}, {1: 5}) == (0, 0)
+
+
+def test_a_normal_stop_reads_the_allocation_counters_an_interrupts_cleanup_does_not():
+    from tests.unit.fakes import FakeTarget
+    t = FakeTarget()
+    profs = capture.Profilers(t, "/opt/async-profiler", "s1", [], cpu_engine="auto")
+    r = t.replicas("order-service")[0]
+    sess = profs.prepare(r, ("cpu", "alloc"))
+    profs.start(sess, 5)
+    assert sess.alloc_threads_start == {20: 1 << 20, 21: 2 << 20}
+    profs.stop(sess, count_allocations=True)
+    # two threads, 1 MiB and 2 MiB a dump further on
+    assert sess.jvm_allocated == (3 << 20, 0)
+    cut = profs.prepare(r, ("alloc",))
+    profs.sessions.append(cut)
+    profs.start(cut, 5)
+    assert profs.stop_all() == [] and cut.state == "stopped"
+    assert cut.alloc_threads_stop is None and cut.jvm_allocated is None
+    cpu_only = profs.prepare(r, ("cpu",))
+    profs.start(cpu_only, 5)
+    profs.stop(cpu_only, count_allocations=True)
+    assert cpu_only.alloc_threads_start is None and cpu_only.jvm_allocated is None
