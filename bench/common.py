@@ -88,7 +88,8 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def cpu_engine_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cpu-engine", default=None, choices=("cpu", "cpu-clock", "ctimer", "itimer"),
+    from flamekit.config import CPU_ENGINES
+    p.add_argument("--cpu-engine", default=None, choices=CPU_ENGINES,
                    help="flamekit's cpu_engine setting for every capture (default: the configured one)")
 
 
