@@ -204,6 +204,19 @@ def regate(args, arms: list, workdir: Path) -> int:
     return bench.finish(figures, results, body, {"regate_of": str(workdir), **old.get("settings", {})})
 
 
+def engines_used(runs_dir: Path) -> list[str]:
+    """The CPU engines the captures under ``runs_dir`` ran with, as their manifests record them."""
+    import json
+    seen: set[str] = set()
+    for mf in runs_dir.glob("*/manifest.json"):
+        try:
+            caps = json.loads(mf.read_text()).get("captures") or []
+        except (OSError, ValueError):
+            continue
+        seen.update(str(cp["engine"]) for cp in caps if cp.get("event") == "cpu" and cp.get("engine"))
+    return sorted(seen)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = c.parser(__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=None, help="rounds, i.e. pairs per arm (default 10; quick 2)")
@@ -254,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             if any(st.costs.get(k) != "1" for k in ("PRICING_COST", "ORDER_JSON_COST")):
                 st.set_costs(PRICING_COST=1, ORDER_JSON_COST=1)
     rows, figures = summarise(arms, results)
-    engine = args.cpu_engine or "cpu (async-profiler's choice)"
+    engine = args.cpu_engine or f"{fkconfig.DEFAULTS['cpu_engine']} (the default)"
+    used = engines_used(bench.workdir / "runs")
+    if used:
+        engine += f", {' and '.join(used)} as async-profiler recorded it"
     judged = ("one run" if repeats == 1 else
               f"{repeats} runs of the arm (each on its own fresh JVM), pooled as repeats of one build "
               f"(`inv gate --run A --run B`)")
