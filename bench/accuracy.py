@@ -247,8 +247,9 @@ def flamekit_estimate(p_key: str, m: dict, cap, calls: float | None, cgroup_cpu_
             out["value"] = total * cap.weight_total
             # the bytes the JVM's threads counted in the window (the report's service table):
             # the sampled total also holds TLAB waste. Shares stay of the profile's own bytes:
-            # the method's sampled bytes read high too (x1.02-1.05), so a share of the counted
-            # bytes read 4-5 points high where the profile's own share read 2-3 low (2026-12-02)
+            # the method's sampled bytes can read high too (x1.00-1.05), and a share of the
+            # counted bytes read +0.3 to +4.9 points where the profile's own read -1.8 to -2.9
+            # (2026-12-02); the table keeps the latter, the text gives both
             jvm_bytes = (getattr(cap, "meta", None) or {}).get("jvm_allocated_bytes")
             out["jvm_allocated_bytes"] = jvm_bytes
             out["sampled_over_jvm"] = c.ratio(cap.weight_total, jvm_bytes)

@@ -206,12 +206,13 @@ def regate(args, arms: list, workdir: Path) -> int:
 
 def engines_used(runs_dir: Path) -> list[str]:
     """The CPU engines the captures under ``runs_dir`` ran with, as their manifests record them."""
-    import json
+    from flamekit.errors import ReportError
+    from flamekit.runs import read_manifest
     seen: set[str] = set()
     for mf in runs_dir.glob("*/manifest.json"):
         try:
-            caps = json.loads(mf.read_text()).get("captures") or []
-        except (OSError, ValueError):
+            caps = read_manifest(mf.parent).get("captures") or []
+        except ReportError:  # an interrupted run's manifest: it names no engine worth reporting
             continue
         seen.update(str(cp["engine"]) for cp in caps if cp.get("event") == "cpu" and cp.get("engine"))
     return sorted(seen)

@@ -44,7 +44,7 @@ DEFAULT_WALL_INTERVAL_MS = 20.0
 MIN_CGROUP_COVERAGE = 0.80
 #: Outside this range of the JVM's own allocation counters, the sampled bytes are off: under it
 #: samples were lost; over it, more than TLAB waste (which the JVM's heap sampler counts as
-#: allocated, its counters do not: 6-9 % on the demo) is in the profile.
+#: allocated, its counters do not: 0-9 % on the demo) is in the profile.
 ALLOC_COVERAGE_RANGE = (0.80, 1.25)
 #: Over this share of a service's CPU in the JIT compiler, the warm-up was too short.
 MAX_JIT_SHARE = 0.15

@@ -90,9 +90,8 @@ def _services(summary: Summary, caps: list[CaptureData], out_dir: Path) -> list[
                        ("of it waiting downstream", _ms(sc.downstream_ms)),
                        ("request threads idle", _ms(sc.idle_ms)), ("other threads", _ms(sc.other_ms))]
         if sc.alloc_mb is not None:
-            mb = lambda v: "n/a" if v is None else f"{v:,.2f} MB"  # noqa: E731
-            svc.figures += [("sampled allocation / iteration", mb(sc.alloc_mb)),
-                            ("JVM-counted allocation / iteration", mb(sc.jvm_alloc_mb)),
+            svc.figures += [("sampled allocation / iteration", fig(sc.alloc_mb, " MB", 2)),
+                            ("JVM-counted allocation / iteration", fig(sc.jvm_alloc_mb, " MB", 2)),
                             ("profile / JVM", pct(sc.alloc_coverage))]
         if sc.breakdown is not None:
             svc.breakdown = [(title, sc.breakdown.share(key)) for key, title in CATEGORIES]

@@ -140,7 +140,7 @@ def services_markdown(summary: Summary, out_dir: Path) -> list[str]:
     with_a = [s for s in svcs if s.alloc_mb is not None]
     if with_a:
         lines += table(["service", "sampled MB allocated", "JVM-counted MB", "profile / JVM", "threads ended"],
-                       [[s.service, _ms(s.alloc_mb), _ms(s.jvm_alloc_mb), pct(s.alloc_coverage),
+                       [[s.service, fig(s.alloc_mb, digits=2), fig(s.jvm_alloc_mb, digits=2), pct(s.alloc_coverage),
                          str(s.jvm_threads_ended) if s.jvm_alloc_mb is not None else "n/a"] for s in with_a],
                        ["l", "r", "r", "r", "r"]) + [""]
         lines += ["Sampled MB is the allocation profile's bytes per iteration; JVM-counted MB is what the "

@@ -310,8 +310,9 @@ def capture_entries(settings: Settings, target, sess, run_dir: Path, stamp: str)
                    weight=fkconvert.WEIGHTS.get(event, "samples"))
         if event == "cpu":
             e["engine_asked"], e["engine_why"] = sess.cpu_engine, sess.cpu_engine_why
-        if event == "alloc" and sess.jvm_allocated is not None:
-            e["jvm_allocated_bytes"], e["jvm_threads_ended"] = sess.jvm_allocated
+        counted = sess.jvm_allocated if event == "alloc" else None
+        if counted is not None:
+            e["jvm_allocated_bytes"], e["jvm_threads_ended"] = counted
         if event in got["errors"] or "collapsed" not in files or "html" not in files:
             e["error"] = got["errors"].get(event, f"no {event} output")
             entries.append(e)
