@@ -344,6 +344,21 @@ def comparability(base: Mapping, run: Mapping, services: Sequence[str],
     return reasons
 
 
+#: CPU engines whose figures spread wider between runs than ctimer's, which docs/ci.md pins for a
+#: gate (+25 % caught in 5 of 6 pairs with itimer, 10 of 10 with ctimer; docs/perf/benchmarks.md).
+WIDE_ENGINES = ("itimer",)
+
+
+def engine_notes(run: Mapping, services: Sequence[str]) -> list[str]:
+    """Advice, not a verdict: cpu captures of this run taken with an engine that moves more from
+    run to run than ctimer (``cpu_engine: auto`` picks itimer where perf_events is not allowed)."""
+    wide = sorted({str(c.get("service")) for c in _caps(run) if c.get("event") == "cpu"
+                   and str(c.get("service")) in set(services)
+                   and str(c.get("engine") or "").lower() in WIDE_ENGINES})
+    return [f"{', '.join(wide)} cpu: sampled with itimer, whose figures move more from run to run than "
+            "ctimer's; pin cpu_engine: ctimer for gated runs and their baseline (docs/ci.md)"] if wide else []
+
+
 # --------------------------------------------------------------------------- the checks
 
 
@@ -479,6 +494,7 @@ def judge(base_manifest: Mapping, base_tables: Mapping[tuple[str, str], SliceTab
     services = sorted({s for s, _ in base_tables} | {s for s, _ in run_tables})
     reasons = comparability(base_manifest, run_manifest, services, cfg)
     checks, notes = compare_tables(base_tables, run_tables, cfg)
+    notes += engine_notes(run_manifest, services)
     return GateResult(baseline, run, noun, checks, load_checks(base_manifest, run_manifest, cfg), reasons,
                       notes, cfg)
 
@@ -496,6 +512,6 @@ def tables_from_json(items: Any) -> dict[tuple[str, str], SliceTable]:
 
 
 __all__ = ["DEFAULT", "CaptureCheck", "GateConfig", "GateRegression", "GateResult", "GateUndecided",
-           "LoadCheck", "MethodCheck", "UNITS", "build_table", "compare_tables", "comparability", "gate_kind",
-           "judge", "load_checks", "load_line", "method_line", "rate_problem", "slice_values", "tables_from_json",
-           "tables_to_json"]
+           "LoadCheck", "MethodCheck", "UNITS", "build_table", "compare_tables", "comparability",
+           "engine_notes", "gate_kind", "judge", "load_checks", "load_line", "method_line", "rate_problem",
+           "slice_values", "tables_from_json", "tables_to_json"]

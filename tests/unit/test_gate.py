@@ -153,6 +153,15 @@ def test_runs_that_cannot_be_compared_exit_2_with_the_reason(change, words):
     assert isinstance(err, g.GateUndecided) and err.exit_code == 2
 
 
+def test_itimer_runs_pass_with_a_note_advising_ctimer():
+    r = run_gate(tables(1), tables(2), base_m=manifest(engine="itimer"), run_m=manifest(engine="itimer"))
+    assert r.exit_code == 0
+    assert [n for n in r.notes if "itimer" in n] == [
+        "order-service cpu: sampled with itimer, whose figures move more from run to run than ctimer's; "
+        "pin cpu_engine: ctimer for gated runs and their baseline (docs/ci.md)"]
+    assert not any("itimer" in n for n in run_gate(tables(1), tables(2)).notes)  # ctimer: no advice
+
+
 def test_user_mode_only_perf_events_is_not_compared_with_kernel_sampling_perf_events():
     r = run_gate(tables(1), tables(2), base_m=manifest(engine="perf_events", kernel_frames=True),
                  run_m=manifest(engine="perf_events", kernel_frames=False))
