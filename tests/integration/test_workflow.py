@@ -59,6 +59,10 @@ def test_profile_all_reports_every_planted_hotspot(full_run, own_stack):
     for (svc, ev), method in PLANTED.items():
         assert f"### {svc}: {ev}" in text, (svc, ev)
         assert re.search(re.escape(method) + r".{0,80}\d+\.\d%", text), method
+    # what to fix first: each planted method in a ranked row of the first 40 lines, with a cost
+    head = text.splitlines()[:40]
+    for method in PLANTED.values():
+        assert any(method in line and re.search(r"\|\s*\d+(\.\d+)?\s*\|", line) for line in head), method
     assert "achieved" in text.lower() or "→" in text
     assert "dropped iterations" in text and "p95" in text
     runs = list((own_stack.out / "runs").iterdir())
