@@ -352,9 +352,7 @@ WIDE_ENGINES = ("itimer",)
 def engine_notes(run: Mapping, services: Sequence[str]) -> list[str]:
     """Advice, not a verdict: cpu captures of this run taken with an engine that moves more from
     run to run than ctimer (``cpu_engine: auto`` picks itimer where perf_events is not allowed)."""
-    wide = sorted({str(c.get("service")) for c in _caps(run) if c.get("event") == "cpu"
-                   and str(c.get("service")) in set(services)
-                   and str(c.get("engine") or "").lower() in WIDE_ENGINES})
+    wide = [svc for svc in sorted(services) if (_cpu_engine(run, svc) or "").lower() in WIDE_ENGINES]
     return [f"{', '.join(wide)} cpu: sampled with itimer, whose figures move more from run to run than "
             "ctimer's; pin cpu_engine: ctimer for gated runs and their baseline (docs/ci.md)"] if wide else []
 

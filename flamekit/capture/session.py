@@ -57,8 +57,8 @@ def resolve_cpu_engine(setting: str, paranoid: int | None) -> tuple[str, str]:
     that same thread, so CPU a thread spends in bursts shorter than a tick is credited to the
     long loop it runs next (on the demo, ``priceOrder`` read x1.04 its ThreadMXBean CPU with
     ctimer, x0.95-1.03 and x0.99 on average with itimer, whose process-wide timer fires on
-    whatever thread runs at the tick; docs/perf/benchmarks.md, "Hotspot accuracy"). perf_events at paranoid 2 samples
-    user mode only, and kernel time then goes missing from the profile."""
+    whatever thread runs at the tick; docs/perf/benchmarks.md, "Hotspot accuracy"). perf_events
+    at paranoid 2 samples user mode only, and kernel time then goes missing from the profile."""
     if setting != "auto":
         return setting, "set by cpu_engine"
     if paranoid is not None and paranoid <= 1:
